@@ -1,0 +1,256 @@
+"""`vla-agent`: one command, with subcommands, for everything a user does with the agent.
+
+Exit codes (see `agent.exit_codes`): 0 success, 1 the job ran but failed, 2 bad input
+(malformed scenario, unknown name, bad option), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent.exit_codes import ExitCode
+from agent.logging import configure_logging
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="vla-agent",
+    help=(
+        "A hierarchical task-planning agent for a humanoid robot in a MuJoCo room.\n\n"
+        "Start with `vla-agent demo` (renders the default scenario and plays a scripted reach), "
+        "`vla-agent scenario list` (the built-in rooms) and `vla-agent scenario new myroom` "
+        "(a commented scenario file to edit)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+scenario_app = typer.Typer(help="List, check, preview and create scenario files.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print timings measured on this machine.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug events to stderr.")] = False,
+) -> None:
+    configure_logging(verbose=verbose)
+
+
+def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _load(name_or_file: str):
+    from scenarios.loading import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(name_or_file)
+    except ScenarioError as exc:
+        _fail(f"{name_or_file} is not a usable scenario:\n" + "\n".join(f"  {i}" for i in exc.issues))
+
+
+# ---------------------------------------------------------------------------------- scenario
+@scenario_app.command("list")
+def scenario_list() -> None:
+    """The built-in scenarios, with what is in each and its example goals."""
+    from scenarios.loading import DEFAULT_SCENARIO, builtin_scenarios, load_scenario
+
+    table = Table(title="Built-in scenarios", show_lines=True)
+    for col in ("name", "furniture", "objects", "people", "example goals"):
+        table.add_column(col)
+    for name, path in builtin_scenarios().items():
+        sc = load_scenario(path)
+        table.add_row(
+            name + (" (default)" if name == DEFAULT_SCENARIO else ""),
+            "\n".join(f"{f.id} ({f.kind})" for f in sc.furniture),
+            "\n".join(f"{o.id} on {o.on}" for o in sc.objects),
+            "\n".join(p.id for p in sc.people),
+            "\n".join(f'"{g.text}"' for g in sc.goals),
+        )
+    console.print(table)
+
+
+@scenario_app.command("validate")
+def scenario_validate(
+    files: Annotated[list[str], typer.Argument(help="Scenario YAML files or built-in names.")],
+) -> None:
+    """Check scenario files: each problem is printed as FILE:LINE:COLUMN: FIELD: MESSAGE (got VALUE).
+
+    Exit code 0 when every file is valid, 2 when any is not.
+    """
+    from scenarios.loading import ScenarioError, load_scenario
+
+    bad = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+        except ScenarioError as exc:
+            bad += 1
+            for issue in exc.issues:
+                err_console.print(str(issue), highlight=False, markup=False)
+            continue
+        console.print(
+            f"[green]ok[/] {f}: {sc.name}, {len(sc.furniture)} furniture, {len(sc.objects)} objects, "
+            f"{len(sc.people)} people, {len(sc.goals)} goals",
+            highlight=False,
+        )
+    if bad:
+        err_console.print(f"{bad} of {len(files)} scenario file(s) invalid", style="red")
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+@scenario_app.command("render")
+def scenario_render(
+    name: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("out/scenario.png"),
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Randomisation seed.")] = 0,
+    nominal: Annotated[bool, typer.Option("--nominal", help="No randomisation: the file exactly as written.")] = False,
+    height: Annotated[int, typer.Option(help="Image height per view, pixels.")] = 480,
+    width: Annotated[int, typer.Option(help="Image width per view, pixels.")] = 640,
+) -> None:
+    """Render the robot's head camera beside an overview of the room, after a reset with --seed."""
+    from agent.preview import render_preview
+
+    sc = _load(name)
+    if not (16 <= height <= 960 and 16 <= width <= 1280):
+        _fail(f"image size {height}x{width} must be within 16x16 .. 960x1280")
+    path = render_preview(sc, out, seed=seed, randomise=not nominal, size=(height, width))
+    console.print(f"wrote {path}  (left: head camera, right: overview; seed {seed})", highlight=False)
+
+
+@scenario_app.command("new")
+def scenario_new(
+    name: Annotated[str, typer.Argument(help="Name of the new scenario (lower case, digits, _ or -).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write; default NAME.yaml.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented template scenario that validates as it is; edit it from there."""
+    import re
+
+    from scenarios.loading import parse_scenario, template_text
+
+    if not re.fullmatch(r"[a-z][a-z0-9_\-]*", name):
+        _fail(f"{name!r} is not a valid scenario name: use lower case letters, digits, _ and -, starting with a letter")
+    path = out or Path(f"{name}.yaml")
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to overwrite it")
+    text = template_text(name)
+    parse_scenario(text, str(path))  # the template must always validate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    console.print(f"wrote {path}; check it with `vla-agent scenario validate {path}` and look at it with "
+                  f"`vla-agent scenario render {path}`", highlight=False)
+
+
+@scenario_app.command("schema")
+def scenario_schema(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write; default: print it.")] = None,
+) -> None:
+    """The JSON Schema of scenario files, for editors (e.g. the YAML language server)."""
+    import json
+
+    from scenarios.loading import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}", highlight=False)
+
+
+@scenario_app.command("xml")
+def scenario_xml(
+    name: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scene.xml and humanoid.xml.")] = Path("out/mjcf"),
+) -> None:
+    """Write the scene's MJCF (with the robot beside it), to open in `python -m mujoco.viewer`."""
+    from scenarios.builder import build_mjcf
+    from scenarios.robot import HUMANOID_XML
+
+    sc = _load(name)
+    xml, _ = build_mjcf(sc)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scene.xml").write_text(xml)
+    (out / HUMANOID_XML.name).write_bytes(HUMANOID_XML.read_bytes())
+    console.print(f"wrote {out / 'scene.xml'}; view it with `python -m mujoco.viewer --mjcf={out / 'scene.xml'}`", highlight=False)
+
+
+# -------------------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or YAML file.")] = "kitchen",
+    seed: Annotated[int, typer.Option("--seed", "-s")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pictures.")] = Path("out"),
+) -> None:
+    """Render a scenario and play a scripted reach of the hands above the objects in front of the robot.
+
+    Writes OUT/<scenario>_seed<S>.png (head camera beside the overview) and
+    OUT/<scenario>_reach.png (the head camera at each reach target), and prints the
+    end-effector error at each target. Exit code 1 if any target is missed by more than 1 cm.
+    """
+    from agent.demo import run_reach_demo
+
+    sc = _load(scenario)
+    result = run_reach_demo(sc, out, seed=seed, console=console)
+    table = Table(title=f"Scripted reach in {sc.name} (seed {seed})")
+    for col in ("target", "position (base frame, m)", "error (mm)", "reached in (s)"):
+        table.add_column(col)
+    for r in result.reaches:
+        table.add_row(r.label, " ".join(f"{v:+.3f}" for v in r.target), f"{r.error_mm:.1f}",
+                      f"{r.seconds:.2f}" if r.seconds is not None else "not reached")
+    console.print(table)
+    console.print(f"picture of the scene: {result.scene_png}\npictures of the reach: {result.reach_png}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+# ------------------------------------------------------------------------------------- bench
+@bench_app.command("world")
+def bench_world(
+    scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or YAML file.")] = "kitchen",
+    seconds: Annotated[float, typer.Option(help="Simulated seconds per measurement.")] = 5.0,
+    height: Annotated[int, typer.Option(help="Camera image height.")] = 240,
+    width: Annotated[int, typer.Option(help="Camera image width.")] = 320,
+) -> None:
+    """Physics steps per second, milliseconds per camera frame, and control steps per second
+    at 20 Hz with the head and one wrist camera rendered every step."""
+    from scenarios.benchmark import benchmark_world
+
+    sc = _load(scenario)
+    if seconds <= 0 or seconds > 600:
+        _fail(f"--seconds must be in (0, 600], got {seconds}")
+    result = benchmark_world(sc, seconds=seconds, image_size=(height, width))
+    table = Table(title=f"World benchmark: {sc.name}, {height}x{width} images, MUJOCO_GL={os.environ.get('MUJOCO_GL')}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in result.rows():
+        table.add_row(label, value)
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+
+
+if __name__ == "__main__":
+    main()
