@@ -1,0 +1,1 @@
+"""Behaviour trees from task graphs, traces and the debugger. Arrive with issue 5."""

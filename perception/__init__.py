@@ -1,0 +1,1 @@
+"""Perception: turns observations (RGB-D, proprioception) into a belief. Arrives with issue 6."""

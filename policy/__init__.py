@@ -1,0 +1,1 @@
+"""Policies: the scripted expert, datasets and the VLA. Arrive with issues 3 and 7."""

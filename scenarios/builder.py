@@ -127,15 +127,32 @@ class _Scene:
     def overview_camera(self) -> None:
         cam = self.sc.overview_camera
         if cam is None:
-            sx, sy = self.sc.room.size
-            pos = (-sx / 2 + 0.25, -sy / 2 + 0.25, min(self.sc.room.wall_height - 0.15, 2.4))
-            xs = [f.pos[0] for f in self.sc.furniture] + [self.sc.robot.start.x]
-            ys = [f.pos[1] for f in self.sc.furniture] + [self.sc.robot.start.y]
-            target = (sum(xs) / len(xs), sum(ys) / len(ys), 0.5)
-            fovy = 70.0
+            pos, target = self._auto_overview()
+            fovy = 60.0
         else:
             pos, target, fovy = cam.pos, cam.look_at, cam.fovy
         ET.SubElement(self.body, "camera", name="overview", pos=_fmt(pos), xyaxes=_look_at_xyaxes(pos, target), fovy=f"{fovy:.4g}")
+
+    def _auto_overview(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """A high camera facing the robot across the scene, so the robot never hides what it looks at."""
+        sx, sy = self.sc.room.size
+        start = self.sc.robot.start
+        pts = [f.pos for f in self.sc.furniture] + [p.pos for p in self.sc.people] + [(start.x, start.y)] * 2
+        target = (sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts), 0.55)
+        margin = 0.2
+        best: tuple[float, tuple[float, float]] = (-1.0, (0.0, 0.0))
+        for offset in (40, -40, 65, -65):
+            a = start.yaw + math.radians(offset)
+            direction = (math.cos(a), math.sin(a))
+            # Walk out from the target until the room's wall, keeping a margin.
+            limits = [((sx / 2 - margin) - target[0] * math.copysign(1, d)) / abs(d) if abs(d) > 1e-6 else math.inf
+                      for d in (direction[0],)] + [((sy / 2 - margin) - target[1] * math.copysign(1, d)) / abs(d)
+                                                     if abs(d) > 1e-6 else math.inf for d in (direction[1],)]
+            reach = min(limits)
+            if reach > best[0]:
+                best = (reach, (target[0] + direction[0] * reach, target[1] + direction[1] * reach))
+        z = min(self.sc.room.wall_height - 0.15, 2.5)
+        return (best[1][0], best[1][1], z), target
 
     # -- furniture ----------------------------------------------------------------------
     def furniture(self, f: Furniture) -> None:

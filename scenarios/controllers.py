@@ -31,11 +31,13 @@ down (top grasp).
 
 How each part is executed:
 
-* Base: the velocity command is rotated into the world frame through the current yaw and
-  integrated into the setpoints of stiff position servos on ``base_x/base_y/base_yaw``, with
-  the commanded velocity fed forward to velocity servos. Idle drift is therefore zero, and a
-  setpoint never leads the measured pose by more than a few centimetres, so pushing against
-  furniture does not wind up.
+* Base: the velocity command is rotated into the world frame through the current yaw,
+  acceleration-limited (4 m/s^2, 8 rad/s^2) and integrated into the setpoints of stiff
+  position servos on ``base_x/base_y/base_yaw``, with the reference velocity fed forward to
+  velocity servos. Idle drift is therefore zero and a command of ``v`` for ``t`` seconds
+  followed by zero moves the base by ``v * t``. A setpoint never gets more than 5 cm
+  (0.15 rad) from the measured pose; when furniture blocks the base, it is held 1 cm ahead
+  and the feed-forward is dropped, so the base pushes with about 100 N and never winds up.
 * Arms, EE_POSE: damped least-squares differential IK on ``mujoco.mj_jacSite`` with a 6-D
   (position + orientation) error, iterated on a kinematics-only scratch ``MjData`` whose base
   is at the origin (so world = base frame), clamped to joint limits, with a null-space pull
@@ -45,8 +47,10 @@ How each part is executed:
   it squeezes with the actuator force limit.
 * Head: position servos on pan and tilt.
 
-Within a control period ``step`` ramps the position setpoints linearly from their previous
-values, so the servos see a smooth reference.
+Within a control period ``step`` ramps the arm and head setpoints linearly from their
+previous values and moves the base reference at constant acceleration, so the servos see a
+smooth reference. (``apply`` alone writes the end-of-period setpoints, for callers that step
+the physics themselves.)
 
 Proprioception (``proprioception()``, float32, names from ``proprioception_names()``)::
 
@@ -77,7 +81,8 @@ MAX_BASE_TURN = 1.0  # rad/s
 EE_POS_LOW = (-0.3, -0.9, 0.2)  # grasp-site target bounds in the base frame (m)
 EE_POS_HIGH = (1.0, 0.9, 1.8)
 BASE_ACCEL_LIMIT = (4.0, 4.0, 8.0)  # m/s^2, m/s^2, rad/s^2 on the base reference velocity
-BASE_LEAD_LIMIT = (0.01, 0.01, 0.03)  # m, m, rad: setpoint lead allowed beyond one period of motion
+BASE_LEAD_LIMIT = (0.01, 0.01, 0.03)  # m, m, rad: setpoint lead kept while blocked by furniture
+BASE_MAX_LEAD = (0.05, 0.05, 0.15)  # m, m, rad: setpoint never further than this from the base
 
 
 class ArmMode(str, Enum):
@@ -245,10 +250,9 @@ class RobotController:
         self._head_dof = np.array([model.jnt_dofadr[model.joint(j).id] for j in R.HEAD_JOINTS])
         self._head_act = np.array([model.actuator(a).id for a in R.HEAD_ACTUATORS])
         self._arms = {side: _Arm(model, side) for side in R.SIDES}
-        # Position setpoints ramped within a control period (base, arms, head; not grippers).
-        self._ramped = np.concatenate(
-            [self._base_pos_act, *[a.actuators for a in self._arms.values()], self._head_act]
-        )
+        # Arm and head setpoints are ramped linearly within a control period; the base
+        # follows its constant-acceleration reference exactly (see step).
+        self._ramped = np.concatenate([*[a.actuators for a in self._arms.values()], self._head_act])
         self._scratch = mujoco.MjData(model)
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
@@ -260,7 +264,7 @@ class RobotController:
         d = self.data
         self._base_setpoint = d.qpos[self._base_qpos].astype(np.float64).copy()
         self._base_velocity = np.zeros(3)  # world frame feed-forward
-        self._base_command = np.zeros(3)  # robot-frame command
+        self._base_period_start = (self._base_setpoint.copy(), np.zeros(3))
         self._arm_cmd: dict[str, np.ndarray] = {}
         self._joint_target: dict[str, np.ndarray] = {}
         self._ee_target: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -317,6 +321,7 @@ class RobotController:
         a = self.validate(action)
         s = self.layout.slices
         self._ramp_start = self.data.ctrl[self._ramped].copy()
+        self._base_period_start = (self._base_setpoint.copy(), self._base_velocity.copy())
         self._apply_base(a[s["base"]])
         for side, arm in self._arms.items():
             if self.mode is ArmMode.EE_POSE:
@@ -335,11 +340,22 @@ class RobotController:
     def step(self, action: object) -> None:
         """Apply ``action`` and advance the physics by one control period."""
         self.apply(action)
-        end = self.data.ctrl[self._ramped].copy()
+        d = self.data
+        end = d.ctrl[self._ramped].copy()
         start = self._ramp_start
+        p0, v0 = self._base_period_start
+        p1, v1 = self._base_setpoint, self._base_velocity
+        # Base reference: constant acceleration from (p0, v0); it ends at p1 unless the
+        # anti-windup clamp moved p1, in which case the difference is blended in linearly.
+        accel = (v1 - v0) / self.control_dt
+        correction = p1 - (p0 + 0.5 * (v0 + v1) * self.control_dt)
         for k in range(self.n_substeps):
-            self.data.ctrl[self._ramped] = start + (end - start) * ((k + 1) / self.n_substeps)
-            mujoco.mj_step(self.model, self.data)
+            alpha = (k + 1) / self.n_substeps
+            t = alpha * self.control_dt
+            d.ctrl[self._ramped] = start + (end - start) * alpha
+            d.ctrl[self._base_pos_act] = p0 + v0 * t + 0.5 * accel * t * t + correction * alpha
+            d.ctrl[self._base_vel_act] = v0 + accel * t
+            mujoco.mj_step(self.model, d)
 
     # ------------------------------------------------------------------ sensing
     def base_pose(self) -> np.ndarray:
@@ -467,16 +483,14 @@ class RobotController:
         slack = np.asarray(BASE_LEAD_LIMIT)
         setpoint = self._base_setpoint + 0.5 * (previous + velocity) * dt
         lead = setpoint - actual
-        limit = np.abs(velocity) * dt + slack
-        over = np.abs(lead) > limit
+        limit = np.abs(velocity) * dt + np.asarray(BASE_MAX_LEAD)
         # Blocked: the setpoint ran ahead and the base is not following (furniture in the
         # way). Hold the setpoint just ahead of the base and drop the feed-forward, so the
-        # push stays at kp * slack instead of winding up.
-        blocked = over & (speed < 0.25 * np.abs(velocity))
-        clipped = actual + np.clip(lead, -limit, limit)
-        setpoint = np.where(blocked, actual + np.sign(lead) * slack, np.where(over, clipped, setpoint))
+        # push stays at kp * slack instead of winding up. Otherwise the setpoint may never
+        # get further than ``limit`` from the measured pose.
+        blocked = (np.abs(lead) > slack) & (speed < 0.25 * np.abs(velocity))
+        setpoint = np.where(blocked, actual + np.sign(lead) * slack, actual + np.clip(lead, -limit, limit))
         self._base_setpoint = setpoint
-        self._base_command = command.copy()
         self._base_velocity = np.where(blocked, 0.0, velocity)
 
     def _write_ctrl(self) -> None:

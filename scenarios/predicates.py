@@ -55,6 +55,16 @@ class Predicate(BaseModel):
         return self
 
     @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """Files write predicates as text, so that is what editors should expect."""
+        return {
+            "type": "string",
+            "pattern": r"^\s*(not\s+)?(" + "|".join(ARITY) + r")\s*\(.*\)\s*$",
+            "description": "a predicate such as 'on(red_cup, table)' or 'not holding(red_cup)'; " + "; ".join(MEANING.values()),
+            "examples": ["given(red_cup, person_1)", "in(blue_can, bin)"],
+        }
+
+    @classmethod
     def parse(cls, text: str) -> Predicate:
         return cls.model_validate(text)
 

@@ -135,22 +135,23 @@ GRIPPER_FORCE_LIMIT = 25.0
 MASS = 68.8
 
 # --- home posture -----------------------------------------------------------------------
-# Arms tucked with the forearms forward and the grippers open, head tilted down towards a
-# table in front. Right-arm joints are mirrored in the MJCF, so both sides share values.
+# Elbows bent, grippers open and pointing forward-outward at about 1 m (clear of a 0.9 m
+# counter and out of the head camera's view of a table in front), head tilted down 43 deg.
+# Right-arm joints are mirrored in the MJCF, so both sides share values.
 _HOME_ARM = {
-    "shoulder_pitch": 0.1,
-    "shoulder_roll": 0.12,
-    "shoulder_yaw": 0.0,
-    "elbow": 1.95,
+    "shoulder_pitch": 0.0,
+    "shoulder_roll": 0.15,
+    "shoulder_yaw": 0.35,
+    "elbow": 2.1,
     "wrist_yaw": 0.0,
-    "wrist_pitch": -0.45,
+    "wrist_pitch": -0.5,
     "wrist_roll": 0.0,
 }
 HOME_QPOS: dict[str, float] = {
     **{f"{side}_{k}": v for side in SIDES for k, v in _HOME_ARM.items()},
     **{j: GRIPPER_MAX_OPENING / 2 for side in SIDES for j in finger_joints(side)},
     "head_pan": 0.0,
-    "head_tilt": 0.55,
+    "head_tilt": 0.75,
 }
 
 

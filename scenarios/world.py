@@ -9,6 +9,7 @@ in behind the same `reset`/`step` interface.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -167,5 +168,5 @@ class SimWorld(gym.Env):
             spaces[f"observation.images.{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         if self.config.head_depth and "head" in self.config.cameras:
             spaces["observation.depth.head"] = gym.spaces.Box(0.0, np.inf, (h, w), np.float32)
-        spaces["task"] = gym.spaces.Text(max_length=1000)
+        spaces["task"] = gym.spaces.Text(min_length=0, max_length=1000, charset=string.printable)
         return gym.spaces.Dict(spaces)
