@@ -38,6 +38,7 @@ class ObjectTruth(BaseModel):
     touched_by: tuple[Side, ...] = ()  # any finger pad touches it
     rests_on: str | None = None  # furniture id, 'floor' or a person id (their palm)
     inside: str | None = None  # container id
+    contacts: tuple[str, ...] = ()  # everything it touches: entity ids, 'floor', 'wall', 'robot'
 
 
 class FurnitureTruth(BaseModel):
@@ -158,6 +159,20 @@ class GroundTruth:
                 self._palm_geoms[geom(f"{p.id}/{part}")] = p.id
         self._hand_site = {p.id: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"{p.id}/hand") for p in scenario.people}
         self._containers = {c: scenario.furniture_by_id()[c] for c in index.containers}
+        # Every body's name as the ground truth reports it in contact lists.
+        entities = set(scenario.entity_ids())
+        robot_root = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "base")
+        self._entity_of_geom: list[str] = []
+        for g in range(model.ngeom):
+            b = int(model.geom_bodyid[g])
+            name = model.body(b).name
+            if b == 0:
+                gname = model.geom(g).name
+                self._entity_of_geom.append("wall" if gname.startswith("wall") else FLOOR_ID)
+            elif int(model.body_rootid[b]) == robot_root:
+                self._entity_of_geom.append(ROBOT_ID)
+            else:
+                self._entity_of_geom.append(name if name in entities else model.body(int(model.body_rootid[b])).name)
         self._base_qpos = [model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j)] for j in ("base_x", "base_y", "base_yaw")]
 
     def object_pose(self, data: mujoco.MjData, obj: str) -> tuple[np.ndarray, np.ndarray]:
@@ -168,12 +183,14 @@ class GroundTruth:
         held: dict[str, set[str]] = {o: set() for o in self.index.objects}
         pad_pairs: dict[tuple[str, str], set[int]] = {}
         rests: dict[str, str] = {}
+        contacts: dict[str, set[str]] = {o: set() for o in self.index.objects}
         for c in data.contact[: data.ncon]:
             g1, g2 = int(c.geom1), int(c.geom2)
             for g_obj, g_other in ((g1, g2), (g2, g1)):
                 obj = self._body_object.get(int(self.model.geom_bodyid[g_obj]))
                 if obj is None:
                     continue
+                contacts[obj].add(self._entity_of_geom[g_other])
                 if g_other in self._pads:
                     side = self._pads[g_other]
                     held[obj].add(side)
@@ -200,6 +217,7 @@ class GroundTruth:
             objects[obj] = ObjectTruth(
                 id=obj, pos=tuple(pos), quat=tuple(quat), speed=float(np.linalg.norm(vel)), held_by=held_by,
                 touched_by=tuple(sorted(held[obj])), rests_on=on, inside=self._inside(pos),
+                contacts=tuple(sorted(contacts[obj])),
             )
         base = tuple(float(data.qpos[a]) for a in self._base_qpos)
         return PrivilegedState(

@@ -17,7 +17,14 @@ class CameraRenderer:
     def __init__(self, model: mujoco.MjModel, height: int, width: int) -> None:
         self.model = model
         self.height, self.width = height, width
-        self._renderer = mujoco.Renderer(model, height, width)
+        try:
+            self._renderer = mujoco.Renderer(model, height, width)
+        except Exception as exc:  # mujoco raises FatalError or a GL error, depending on backend
+            raise RuntimeError(
+                f"cannot create an offscreen renderer ({exc}). Offscreen rendering needs "
+                "MUJOCO_GL=egl (or osmesa) set before mujoco is first imported, and Mesa's "
+                "libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 (scripts/setup.sh installs them)"
+            ) from exc
         self._mode = "rgb"
 
     def _set_mode(self, mode: str) -> None:

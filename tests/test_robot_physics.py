@@ -38,8 +38,9 @@ def test_required_names_exist(scene: tuple[mujoco.MjModel, mujoco.MjData]) -> No
     ]
     assert [int(j.qposadr[0]) for j in jnt] == [0, 1, 2], "base joints come first, in order"
     model.body(R.TORSO_BODY)
-    for name in (*R.HEAD_JOINTS, *R.HEAD_ACTUATORS):
-        model.joint(name) if name in R.HEAD_JOINTS else model.actuator(name)
+    for joint, actuator in zip(R.HEAD_JOINTS, R.HEAD_ACTUATORS):
+        assert model.joint(joint).limited[0]
+        model.actuator(actuator)
     for side in R.SIDES:
         for joint in R.arm_joints(side):
             assert model.joint(joint).limited[0]

@@ -90,6 +90,7 @@ def test_ground_truth_predicates_at_start(kitchen: SimWorld):
     assert state.holds("visible(red_cup)") and state.holds("visible(yellow_box)")
     assert not state.holds("visible(orange_ball)"), "the counter's ball is out of the head camera's view"
     assert state.robot.holding == {"left": None, "right": None}
+    assert state.objects["red_cup"].contacts == ("table",)
 
 
 def test_given_and_in_are_physical():
