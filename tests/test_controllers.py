@@ -18,7 +18,7 @@ from scenarios.controllers import (
     quat_to_rotvec,
     rotvec_to_quat,
 )
-from tests.robot_scene import home_scene
+from robot_scene import home_scene
 
 SIDE_GRASP = np.zeros(3)
 TOP_GRASP = np.array([0.0, math.pi / 2, 0.0])

@@ -10,7 +10,7 @@ import pytest
 
 from scenarios import robot as R
 from scenarios.controllers import RobotController
-from tests.robot_scene import TABLE_HEIGHT, build_scene, geom_contact, home_scene
+from robot_scene import TABLE_HEIGHT, build_scene, geom_contact, home_scene
 
 
 @pytest.fixture(scope="module")
