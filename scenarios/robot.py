@@ -122,7 +122,7 @@ HEIGHT = 1.60
 SHOULDER_HEIGHT = 1.17
 SHOULDER_OFFSET = (0.02, 0.22)  # shoulder joint (x, +-y) in the base frame
 HEAD_CAMERA_HEIGHT = 1.49  # with pan = tilt = 0
-HEAD_CAMERA_FOVY_DEG = 60.0
+HEAD_CAMERA_FOVY_DEG = 65.0
 WRIST_CAMERA_FOVY_DEG = 75.0
 UPPER_ARM_LENGTH = 0.32
 FOREARM_LENGTH = 0.30
@@ -135,23 +135,24 @@ GRIPPER_FORCE_LIMIT = 25.0
 MASS = 68.8
 
 # --- home posture -----------------------------------------------------------------------
-# Elbows bent, grippers open and pointing forward-outward at about 1 m (clear of a 0.9 m
-# counter and out of the head camera's view of a table in front), head tilted down 43 deg.
+# Grippers open, pointing forward and 30 deg down at about 1 m, at the lower corners of the
+# head camera's view (the robot sees its own hands without hiding the table), clear of a
+# 0.9 m counter; head tilted down 26 deg so a standing person stays in view.
 # Right-arm joints are mirrored in the MJCF, so both sides share values.
 _HOME_ARM = {
-    "shoulder_pitch": 0.0,
-    "shoulder_roll": 0.15,
-    "shoulder_yaw": 0.35,
-    "elbow": 2.1,
-    "wrist_yaw": 0.0,
-    "wrist_pitch": -0.5,
-    "wrist_roll": 0.0,
+    "shoulder_pitch": 0.40,
+    "shoulder_roll": 0.03,
+    "shoulder_yaw": 0.12,
+    "elbow": 1.89,
+    "wrist_yaw": -0.10,
+    "wrist_pitch": -1.22,
+    "wrist_roll": -0.07,
 }
 HOME_QPOS: dict[str, float] = {
     **{f"{side}_{k}": v for side in SIDES for k, v in _HOME_ARM.items()},
     **{j: GRIPPER_MAX_OPENING / 2 for side in SIDES for j in finger_joints(side)},
     "head_pan": 0.0,
-    "head_tilt": 0.75,
+    "head_tilt": 0.45,
 }
 
 
