@@ -168,3 +168,49 @@ def test_predicate_on_unknown_entity_raises(kitchen: SimWorld):
     kitchen.reset(seed=0)
     with pytest.raises(KeyError, match="unknown entity"):
         kitchen.privileged_state().holds(Predicate.parse("near(robot, sofa)"))
+
+
+def _to_base(world: SimWorld, p) -> np.ndarray:
+    x, y, yaw = world.privileged_state().robot.base
+    c, s = math.cos(yaw), math.sin(yaw)
+    dx, dy = p[0] - x, p[1] - y
+    return np.array([c * dx + s * dy, -s * dx + c * dy, p[2]])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grasp_and_lift_in_the_kitchen_by_friction(seed: int):
+    """Ground truth follows a physical grasp: holding while lifted, on the table once put back."""
+    world = SimWorld("kitchen", NO_CAMERAS)
+    try:
+        world.reset(seed=seed)
+        cup = _to_base(world, world.privileged_state().objects["red_cup"].pos)
+        side = "left" if cup[1] > 0 else "right"
+        s = world.controller.layout.slices
+        action = world.hold_action()
+        action[s[f"{side}.rot"]] = 0.0
+        action[s[f"{side}.gripper"]] = 0.0
+
+        def move(target, seconds, gripper=None):
+            action[s[f"{side}.pos"]] = target
+            if gripper is not None:
+                action[s[f"{side}.gripper"]] = gripper
+            for _ in range(round(seconds * world.config.control_hz)):
+                world.step(action)
+
+        move(cup - [0.14, 0, 0], 1.5)
+        move(cup, 1.5)
+        move(cup, 0.8, gripper=1.0)
+        assert world.holds("not holding(red_cup)"), "still on the table: grasped, not yet holding"
+        move(cup + [0, 0, 0.10], 1.0)
+        state = world.privileged_state()
+        assert state.holds("holding(red_cup)") and state.robot.holding[side] == "red_cup"
+        assert not state.holds("on(red_cup, table)")
+        z0 = state.objects["red_cup"].pos[2]
+        move(cup + [0, 0, 0.10], 2.0)
+        assert abs(world.privileged_state().objects["red_cup"].pos[2] - z0) < 0.005, "held by friction for 2 s"
+        move(cup + [0, 0, 0.005], 1.0)
+        move(cup + [0, 0, 0.005], 0.5, gripper=0.0)
+        move(cup - [0.14, 0, -0.005], 1.0)
+        assert world.holds("on(red_cup, table)") and world.holds("not holding(red_cup)")
+    finally:
+        world.close()
