@@ -28,7 +28,11 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+pip_install() {
+  # Some machines' pip configuration names package folders that do not exist; its warnings
+  # about them are noise, so they are filtered out (real errors still show).
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "WARNING: Location '" >&2)
+}
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   torch_req="torch==2.13.0"
@@ -37,10 +41,10 @@ else
 fi
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   log "installing $torch_req"
-  "${pip[@]}" "$torch_req" 2>/dev/null \
-    || "${pip[@]}" "$torch_req" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+  pip_install "$torch_req" 2>/dev/null \
+    || pip_install "$torch_req" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
 fi
 
 log "installing vla-agent and its dependencies"
-"${pip[@]}" -e ".[dev]"
+pip_install -e ".[dev]"
 log "ready: .venv/bin/vla-agent --help"

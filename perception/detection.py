@@ -1,0 +1,245 @@
+"""Objects and people in one head RGB-D frame: colour segments → 3D clusters → measured shapes.
+
+Pixels left after removing the static map and the robot's own body are labelled with a
+named colour; each colour's connected segments are back-projected, split when they span
+more than one object, and measured: the top surface's height above the supporting
+surface, part cues (a cup's dark opening, a can's lid or a bottle's cap in white/grey, a
+box's white label band) and the centre of the top face. Category is the inventory
+category of that colour whose expected top height and cues fit best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from perception.colours import CLASS_INDEX, CLASSES, NEUTRAL
+from perception.static_map import StaticMap, Surface
+from scenarios.catalog import CATEGORIES
+
+MIN_PIXELS = 14
+"""Smallest colour segment (pixels, parts included) reported as an object."""
+TOP_ABOVE_CENTRE = {"cup": 0.051, "can": 0.062, "bottle": 0.118, "box": 0.05, "ball": 0.035}
+"""Height of each category's highest visible point above its centre (part geometry included)."""
+RESTING_GAP = 0.03
+PART_RADIUS = 0.035
+
+
+@dataclass
+class Detection:
+    """One object seen in the head frame (world frame)."""
+
+    colour: str
+    position: np.ndarray  # (3,) centre estimate for the chosen category
+    top: float  # z of the top surface
+    bottom: float
+    support: Surface
+    resting: bool
+    category_costs: dict[str, float]
+    pixels: np.ndarray  # (n, 2) row, col of its pixels (colour + parts)
+    top_xy: np.ndarray
+    points: np.ndarray  # (n, 3) world points
+    category: str = ""
+
+    @property
+    def n_pixels(self) -> int:
+        return len(self.pixels)
+
+    def bbox(self) -> tuple[int, int, int, int]:
+        r, c = self.pixels[:, 0], self.pixels[:, 1]
+        return int(c.min()), int(r.min()), int(c.max()), int(r.max())
+
+
+@dataclass
+class PersonDetection:
+    position: np.ndarray  # (2,) xy
+    hand: np.ndarray | None  # (3,) palm centre
+    height: float
+    n_points: int
+
+
+def detect_people(points: np.ndarray, labels: np.ndarray, fg: np.ndarray, static: StaticMap,
+                  previous: dict[str, np.ndarray]) -> tuple[dict[str, PersonDetection], np.ndarray]:
+    """People near their last known places, and the mask of their pixels (not objects).
+
+    People are tall: foreground points above 1.35 m within 0.5 m of where a person was last
+    believed to be (the map's standing place at first) are their head and shoulders.
+    """
+    found: dict[str, PersonDetection] = {}
+    mask = np.zeros(fg.shape, dtype=bool)
+    idx = np.flatnonzero(fg.reshape(-1))
+    if idx.size == 0:
+        return found, mask
+    pts = points.reshape(-1, 3)[idx]
+    lab = labels.reshape(-1)[idx]
+    skin = lab == CLASS_INDEX["skin"]
+    for pid, guess in previous.items():
+        d = np.hypot(pts[:, 0] - guess[0], pts[:, 1] - guess[1])
+        tall = (d < 0.5) & (pts[:, 2] > 1.35)
+        if tall.sum() < 40:
+            continue
+        head = pts[tall]
+        xy = np.median(head[:, :2], axis=0)
+        zmax = float(np.percentile(head[:, 2], 99))
+        height = (zmax - 0.098) / 0.95
+        d = np.hypot(pts[:, 0] - xy[0], pts[:, 1] - xy[1])
+        body = d < 0.34
+        palm_z = 0.59 * height
+        hand_pts = skin & (d > 0.3) & (d < 0.62) & (np.abs(pts[:, 2] - palm_z) < 0.06)
+        hand = None
+        if hand_pts.sum() >= 8:
+            direction = np.mean(pts[hand_pts, :2], axis=0) - xy
+            direction /= np.linalg.norm(direction) + 1e-9
+            hand = np.array([*(xy + 0.465 * direction), palm_z])
+        arm = skin & (d < 0.65)
+        mask.reshape(-1)[idx[body | arm]] = True
+        found[pid] = PersonDetection(xy, hand, height, int(tall.sum()))
+    return found, mask
+
+
+def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarray, static: StaticMap,
+                   inventory: dict[str, list[str]], camera_pos: np.ndarray) -> list[Detection]:
+    """Objects of the inventory's colours among candidate pixels.
+
+    `inventory` maps colour → categories present in the scene (with repeats for several
+    objects of the same colour and category).
+    """
+    detections: list[Detection] = []
+    neutral_ids = [CLASS_INDEX[c] for c in NEUTRAL]
+    parts = candidates & np.isin(labels, neutral_ids)
+    used = np.zeros(candidates.shape, dtype=bool)
+    chromatic = [c for c in inventory if c not in NEUTRAL]
+    neutral = [c for c in inventory if c in NEUTRAL]
+    for colour in chromatic + neutral:
+        mask = candidates & (labels == CLASS_INDEX[colour]) & ~used
+        if mask.sum() < MIN_PIXELS // 2:
+            continue
+        comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        if n == 0:
+            continue
+        sizes = ndimage.sum_labels(mask, comp, index=np.arange(1, n + 1))
+        slices = ndimage.find_objects(comp)
+        groups: list[np.ndarray] = []
+        for k in np.flatnonzero(sizes >= 4):
+            sl = slices[k]
+            rr, cc = np.nonzero(comp[sl] == k + 1)
+            groups.append(np.stack([rr + sl[0].start, cc + sl[1].start], 1))
+        groups = _merge_and_split(groups, points, len(inventory[colour]))
+        for pix in groups:
+            det = _measure(pix, points, labels, parts & ~used, static, colour, inventory[colour], camera_pos, neutral_ids)
+            if det is None or det.n_pixels < MIN_PIXELS:
+                continue
+            used[det.pixels[:, 0], det.pixels[:, 1]] = True
+            detections.append(det)
+    return detections
+
+
+def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int) -> list[np.ndarray]:
+    """Join segments of one object broken by occlusion; split segments that span several objects."""
+    centres = [points[g[:, 0], g[:, 1]].mean(axis=0) for g in groups]
+    merged: list[list[int]] = []
+    for i, c in enumerate(centres):
+        for m in merged:
+            if np.linalg.norm(centres[m[0]][:2] - c[:2]) < 0.05 and abs(centres[m[0]][2] - c[2]) < 0.15:
+                m.append(i)
+                break
+        else:
+            merged.append([i])
+    out: list[np.ndarray] = []
+    for m in merged:
+        pix = np.concatenate([groups[i] for i in m])
+        xyz = points[pix[:, 0], pix[:, 1]]
+        span = np.ptp(xyz[:, :2], axis=0).max() if len(xyz) else 0.0
+        k = min(max(expected, 1), int(np.ceil(span / 0.1)))
+        if span > 0.14 and k >= 2 and len(pix) >= 2 * MIN_PIXELS:
+            out.extend(_kmeans_split(pix, xyz[:, :2], k))
+        else:
+            out.append(pix)
+    return [p for p in out if len(p) >= 4]
+
+
+def _kmeans_split(pix: np.ndarray, xy: np.ndarray, k: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    centres = xy[rng.choice(len(xy), k, replace=False)]
+    for _ in range(10):
+        assign = np.argmin(((xy[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+        centres = np.stack([xy[assign == j].mean(0) if np.any(assign == j) else centres[j] for j in range(k)])
+    return [pix[assign == j] for j in range(k)]
+
+
+def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.ndarray, static: StaticMap,
+             colour: str, categories: list[str], camera_pos: np.ndarray, neutral_ids: list[int]) -> Detection | None:
+    xyz = points[pix[:, 0], pix[:, 1]]
+    # Attach part pixels (openings, lids, caps, labels) near the segment in the image and in 3D.
+    r0, c0 = pix.min(0) - 4
+    r1, c1 = pix.max(0) + 5
+    r0, c0 = max(r0, 0), max(c0, 0)
+    sub = parts[r0:r1, c0:c1]
+    if sub.any():
+        rr, cc = np.nonzero(sub)
+        ppix = np.stack([rr + r0, cc + c0], 1)
+        pxyz = points[ppix[:, 0], ppix[:, 1]]
+        centre = np.median(xyz, axis=0)
+        close = (np.hypot(pxyz[:, 0] - centre[0], pxyz[:, 1] - centre[1]) < 0.06) & (np.abs(pxyz[:, 2] - centre[2]) < 0.15)
+        if close.any():
+            pix = np.concatenate([pix, ppix[close]])
+            xyz = np.concatenate([xyz, pxyz[close]])
+    top = float(np.percentile(xyz[:, 2], 98))
+    bottom = float(np.percentile(xyz[:, 2], 2))
+    centre_xy = np.median(xyz[:, :2], axis=0)
+    support = static.support_below(centre_xy, bottom)
+    resting = bottom - support.z < RESTING_GAP
+    band = xyz[:, 2] > top - 0.006
+    top_xy = xyz[band, :2].mean(axis=0) if band.sum() >= 3 else centre_xy
+    lab = labels[pix[:, 0], pix[:, 1]]
+    top_lab = lab[xyz[:, 2] > top - 0.012]
+    dark_top = float(np.mean(top_lab == CLASS_INDEX["black"])) if len(top_lab) else 0.0
+    light_top = float(np.mean(np.isin(top_lab, [CLASS_INDEX["white"], CLASS_INDEX["grey"]]))) if len(top_lab) else 0.0
+    height = top - support.z
+    costs: dict[str, float] = {}
+    for cat in set(categories):
+        expected = TOP_ABOVE_CENTRE[cat] + CATEGORIES[cat].height() / 2
+        cost = ((height - expected) / 0.012) ** 2 if resting else 0.0
+        if colour not in NEUTRAL:
+            if cat == "cup":
+                cost += 0.0 if dark_top > 0.12 else 6.0
+            elif cat in ("box", "ball"):
+                cost += 6.0 if dark_top > 0.12 else 0.0
+            if cat in ("can", "bottle"):
+                cost += 0.0 if light_top > 0.1 else 3.0
+        costs[cat] = float(cost)
+    det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz)
+    det.category = min(costs, key=costs.get)  # type: ignore[arg-type]
+    det.position = position_for(det, det.category, camera_pos)
+    return det
+
+
+def position_for(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:
+    """Centre of the object, given its category's shape."""
+    if category == "ball":
+        return _sphere_centre(det.points[det.points[:, 2] > det.bottom - 1.0], CATEGORIES["ball"].size[0], camera_pos)
+    half = CATEGORIES[category].height() / 2
+    if det.resting:
+        z = det.support.z + half + 0.001
+    else:
+        z = det.top - TOP_ABOVE_CENTRE[category]
+    return np.array([det.top_xy[0], det.top_xy[1], z])
+
+
+def _sphere_centre(pts: np.ndarray, radius: float, camera_pos: np.ndarray) -> np.ndarray:
+    """Least-squares centre of a sphere of known radius seen from one side."""
+    ray = pts.mean(axis=0) - camera_pos
+    c = pts.mean(axis=0) + radius * 0.6 * ray / (np.linalg.norm(ray) + 1e-9)
+    for _ in range(6):
+        diff = c - pts
+        dist = np.linalg.norm(diff, axis=1) + 1e-9
+        res = dist - radius
+        jac = diff / dist[:, None]
+        step, *_ = np.linalg.lstsq(jac, -res, rcond=None)
+        c = c + step
+    return c
+
+
+__all__ = ["Detection", "PersonDetection", "detect_objects", "detect_people", "position_for", "CLASSES"]

@@ -1,0 +1,191 @@
+"""Pixels to world points: back-projection, camera registration, and the robot's own body.
+
+The head camera's pose comes from the robot's kinematics (odometry + head pan/tilt), but
+its mount carries calibration error (±0.5 cm, ±1° in the scenarios): a degree is 1.7 cm at
+a metre, as much as the whole localisation budget. `CameraRegistration` estimates that
+fixed mount error by aligning depth points to the static map's known planes (floor, walls,
+furniture faces) and averages it over frames, since the mount does not move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perception.static_map import StaticMap
+from scenarios.kinematics import GEOM_BOX, GEOM_CAPSULE, GEOM_CYLINDER, GEOM_SPHERE, Pose, RobotGeoms
+
+MAX_DEPTH = 8.0
+
+
+@dataclass
+class RayGrid:
+    """Unit-depth rays of every pixel in the MuJoCo camera frame (looks along -z, y up)."""
+
+    rays: np.ndarray  # (H, W, 3)
+
+    @classmethod
+    def from_intrinsics(cls, K: np.ndarray, height: int, width: int) -> RayGrid:
+        v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+        rx = (u - K[0, 2]) / K[0, 0]
+        ry = -(v - K[1, 2]) / K[1, 1]
+        return cls(np.stack([rx, ry, -np.ones_like(rx)], -1).astype(np.float32))
+
+    def points(self, depth: np.ndarray) -> np.ndarray:
+        """Camera-frame points (H, W, 3) of a depth image (metres along the optical axis)."""
+        return self.rays * depth[..., None]
+
+
+def project(K: np.ndarray, cam: Pose, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel (u, v) and depth of world points (N, 3) in a MuJoCo camera."""
+    q = cam.inverse_apply(np.atleast_2d(world))
+    z = -q[:, 2]
+    safe = np.where(np.abs(z) < 1e-6, 1e-6, z)
+    u = K[0, 0] * q[:, 0] / safe + K[0, 2]
+    v = -K[1, 1] * q[:, 1] / safe + K[1, 2]
+    return np.stack([u, v], -1), z
+
+
+def _skew_exp(w: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a rotation vector (Rodrigues)."""
+    theta = float(np.linalg.norm(w))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = w / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
+
+
+@dataclass
+class CameraRegistration:
+    """Fixed correction of the head camera's mount, estimated against the static map's planes.
+
+    The correction maps nominal camera-frame points q to corrected ones R q + t; it is the
+    average of per-frame Gauss-Newton solutions regularised towards zero by the mount's
+    expected error, so directions a frame cannot see (yaw with only horizontal planes in
+    view) stay near zero until some frame constrains them.
+    """
+
+    sigma_rot: float = np.deg2rad(0.6)
+    sigma_pos: float = 0.003
+    sigma_fit: float = 0.004
+    gate: float = 0.03
+    stride: int = 12
+    every: int = 1
+    settle_after: int = 8
+    refresh_every: int = 25
+    _sum: np.ndarray = field(default_factory=lambda: np.zeros(6))
+    _weight: float = 0.0
+    _calls: int = 0
+    rot: np.ndarray = field(default_factory=lambda: np.eye(3))
+    trans: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    last_residual: float = float("nan")
+
+    def reset(self) -> None:
+        self._sum[:] = 0.0
+        self._weight = 0.0
+        self._calls = 0
+        self.rot, self.trans = np.eye(3), np.zeros(3)
+
+    def corrected(self, nominal: Pose) -> Pose:
+        """The camera pose with the mount correction applied."""
+        return Pose(nominal.pos + nominal.rot @ self.trans, nominal.rot @ self.rot)
+
+    def update(self, cam_points: np.ndarray, valid: np.ndarray, nominal: Pose, static: StaticMap) -> None:
+        """Refine the correction from one frame's camera-frame points (H, W, 3)."""
+        self._calls += 1
+        if self._weight >= self.settle_after and self._calls % self.refresh_every:
+            return  # settled: the mount does not move, so refresh only now and then
+        if self._calls % self.every:
+            return
+        s = self.stride
+        q = cam_points[s // 2 :: s, s // 2 :: s].reshape(-1, 3).astype(np.float64)
+        q = q[valid[s // 2 :: s, s // 2 :: s].reshape(-1)]
+        if len(q) < 50:
+            return
+        x = self._solve(q, nominal, static)
+        if x is None:
+            return
+        self._sum += x
+        self._weight += 1.0
+        mean = self._sum / self._weight
+        self.rot, self.trans = _skew_exp(mean[:3]), mean[3:]
+
+    def _solve(self, q: np.ndarray, nominal: Pose, static: StaticMap) -> np.ndarray | None:
+        p0 = q @ nominal.rot.T + nominal.pos
+        lo, hi = p0.min(axis=0) - 0.1, p0.max(axis=0) + 0.1
+        planes = [pl for pl in static.planes if _plane_near_box(pl, lo, hi)]
+        if not planes:
+            return None
+        normals = np.stack([p.normal for p in planes])  # (P, 3)
+        offsets = np.array([p.offset for p in planes])
+        centres = np.stack([p.centre for p in planes])
+        axes = np.stack([p.axes for p in planes])  # (P, 2, 3)
+        halves = np.stack([p.half for p in planes])  # (P, 2)
+        axes_flat = axes.reshape(-1, 3)
+        centre_proj = np.einsum("pak,pk->pa", axes, centres).reshape(-1)
+        x = np.zeros(6)
+        prior = np.concatenate([np.full(3, (self.sigma_fit / self.sigma_rot) ** 2), np.full(3, (self.sigma_fit / self.sigma_pos) ** 2)])
+        for it in range(3):
+            r_c, t_c = _skew_exp(x[:3]), x[3:]
+            qt = q @ r_c.T + t_c  # corrected camera-frame points
+            p = qt @ nominal.rot.T + nominal.pos
+            dist = p @ normals.T - offsets  # (N, P)
+            inplane = (p @ axes_flat.T - centre_proj).reshape(len(p), len(planes), 2)
+            inside = np.all(np.abs(inplane) <= halves[None] + 0.03, axis=2)
+            gate = self.gate if it == 0 else self.gate * 0.6
+            cost = np.where(inside & (np.abs(dist) < gate), np.abs(dist), np.inf)
+            best = cost.argmin(axis=1)
+            ok = np.isfinite(cost[np.arange(len(q)), best])
+            if ok.sum() < 30:
+                return None
+            n_world = normals[best[ok]]
+            res = dist[np.arange(len(q)), best][ok]
+            n_cam = n_world @ nominal.rot  # normals in the nominal camera frame
+            qo = qt[ok]
+            jac = np.concatenate([np.cross(qo, n_cam), n_cam], axis=1)
+            w = np.minimum(1.0, 0.01 / np.maximum(np.abs(res), 1e-9))  # Huber at 1 cm
+            jtj = (jac * w[:, None]).T @ jac + np.diag(prior)
+            jtr = (jac * w[:, None]).T @ res + prior * x
+            dx = -np.linalg.solve(jtj, jtr)
+            # Compose: rotation increments are small, adding rotation vectors is accurate enough.
+            x = x + dx
+            self.last_residual = float(np.median(np.abs(res)))
+        return x
+
+
+def _plane_near_box(plane, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether a bounded plane's bounding box overlaps an axis-aligned box."""
+    ext = np.abs(plane.axes.T) @ plane.half
+    return bool(np.all(plane.centre - ext <= hi) and np.all(plane.centre + ext >= lo))
+
+
+def robot_mask(points: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
+    """Which world points (N, 3) lie on or within `margin` of the robot's own geoms."""
+    hit = np.zeros(len(points), dtype=bool)
+    if len(points) == 0:
+        return hit
+    for g in range(len(geoms.kind)):
+        c = geoms.pos[g]
+        near = np.flatnonzero(np.sum((points - c) ** 2, axis=1) < (geoms.radius[g] + margin) ** 2)
+        if near.size == 0:
+            continue
+        local = (points[near] - c) @ geoms.rot[g]
+        size = geoms.size[g]
+        kind = geoms.kind[g]
+        if kind == GEOM_SPHERE:
+            d = np.linalg.norm(local, axis=1) - size[0]
+        elif kind == GEOM_CAPSULE:
+            z = np.clip(local[:, 2], -size[1], size[1])
+            d = np.linalg.norm(local - np.stack([np.zeros_like(z), np.zeros_like(z), z], 1), axis=1) - size[0]
+        elif kind == GEOM_CYLINDER:
+            radial = np.linalg.norm(local[:, :2], axis=1) - size[0]
+            axial = np.abs(local[:, 2]) - size[1]
+            d = np.maximum(radial, axial)
+        elif kind == GEOM_BOX:
+            d = np.max(np.abs(local) - size, axis=1)
+        else:  # ellipsoid and others: their bounding box
+            d = np.max(np.abs(local) - size, axis=1)
+        hit[near[d < margin]] = True
+    return hit

@@ -1,0 +1,176 @@
+"""Perception: observations (head RGB-D, wrist RGB, proprioception) → Belief.
+
+Built from what a robot legitimately knows before it starts: the static map (room and
+furniture), the inventory of objects it may meet (ids, categories, colours), people's ids
+and where they were said to stand, its own body (kinematics) and camera intrinsics. Each
+`update(obs)` runs: kinematics → camera pose (with the registered mount correction) →
+world points → remove the static map and the robot's own body → people → objects by
+colour and shape → tracking → predicates. Nothing reads the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
+from perception.colours import CLASS_INDEX, ColourTable
+from perception.detection import Detection, PersonDetection, detect_objects, detect_people
+from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask
+from perception.predicates import object_predicates, robot_near_all
+from perception.static_map import StaticMap
+from perception.tracking import OPEN, Tracker
+from scenarios.kinematics import Pose, RobotFrames, RobotKinematics
+from scenarios.schema import Scenario
+
+log = structlog.get_logger(__name__)
+WRIST_MIN_FRACTION = 0.02
+"""A held object fills at least this share of the wrist camera's view between the fingers."""
+
+
+@dataclass
+class FrameDebug:
+    """What the last update saw, for drawing and for tests (not part of the Belief)."""
+
+    camera: Pose | None = None
+    detections: list[Detection] = field(default_factory=list)
+    matches: dict[str, Detection] = field(default_factory=dict)
+    people: dict[str, PersonDetection] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Perception:
+    """Builds and maintains a Belief from observations only (see module docstring)."""
+
+    def __init__(self, scenario: Scenario, proprioception_names: tuple[str, ...] | list[str], intrinsics: np.ndarray,
+                 image_size: tuple[int, int] = (240, 320), colour_table: ColourTable | None = None,
+                 control_period: float = 0.05) -> None:
+        self.static = StaticMap.from_scenario(scenario)
+        self.inventory = {o.id: (o.category, o.colour) for o in scenario.objects}
+        self._by_colour: dict[str, list[str]] = {}
+        for cat, col in self.inventory.values():
+            self._by_colour.setdefault(col, []).append(cat)
+        self.people_ids = [p.id for p in scenario.people]
+        self.kinematics = RobotKinematics(tuple(proprioception_names))
+        self.K = np.asarray(intrinsics, dtype=np.float64)
+        self.image_size = image_size
+        self.rays = RayGrid.from_intrinsics(self.K, *image_size)
+        self.colours = colour_table or ColourTable.load()
+        self.registration = CameraRegistration()
+        self.tracker = Tracker(self.inventory)
+        self.control_period = control_period
+        self.debug = FrameDebug()
+        self._inventory_classes = np.array(sorted({CLASS_INDEX[c] for c in self._by_colour} | {CLASS_INDEX[c] for c in ("white", "grey", "black")}))
+        self.reset()
+
+    @classmethod
+    def for_world(cls, world: Any, **kwargs: Any) -> Perception:
+        """A perception for a SimWorld, from its static facts only (scenario, body, intrinsics)."""
+        return cls(world.scenario, world.controller.proprioception_names(), world.intrinsics("head"),
+                   tuple(world.config.image_size), control_period=world.control_period, **kwargs)
+
+    def reset(self) -> None:
+        """Forget everything seen (a new episode); the camera mount is re-estimated too."""
+        self.tracker.reset()
+        self.registration.reset()
+        self._people: dict[str, np.ndarray] = {pid: self.static.people_priors[pid].copy() for pid in self.people_ids}
+        self._people_seen: dict[str, float] = {}
+        self._hands: dict[str, np.ndarray] = {}
+        self._frames = 0
+        self._wrist_misses: dict[str, int] = {}
+
+    # ---------------------------------------------------------------------------------------
+    def update(self, obs: dict[str, Any], time: float | None = None) -> Belief:
+        """Fold one observation into the belief and return it."""
+        t0 = _time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            timings[name] = (_time.perf_counter() - t0) * 1000.0
+
+        now = self._frames * self.control_period if time is None else float(time)
+        self._frames += 1
+        state = np.asarray(obs["observation.state"])
+        frames = self.kinematics.frames(state)
+        self.tracker.predict(frames, now)
+        rgb = obs["observation.images.head"]
+        depth = obs["observation.depth.head"]
+        valid = (depth > 0.05) & (depth < MAX_DEPTH)
+        cam_points = self.rays.points(depth)
+        self.registration.update(cam_points, valid, frames.head_camera, self.static)
+        cam = self.registration.corrected(frames.head_camera)
+        lap("registration")
+        points = (cam_points.reshape(-1, 3) @ cam.rot.T + cam.pos).reshape(cam_points.shape)
+        labels = self.colours.classify(rgb)
+        interesting = valid & (np.isin(labels, self._inventory_classes) | (labels == CLASS_INDEX["skin"]) | (points[..., 2] > 1.35))
+        idx = np.flatnonzero(interesting.reshape(-1))
+        fg = np.zeros(interesting.shape, dtype=bool)
+        keep = ~self.static.is_static(points.reshape(-1, 3)[idx])
+        idx = idx[keep]
+        own = robot_mask(points.reshape(-1, 3)[idx], frames.geoms)
+        fg.reshape(-1)[idx[~own]] = True
+        lap("foreground")
+        people, person_mask = detect_people(points, labels, fg, self.static, self._people)
+        for pid, p in people.items():
+            self._people[pid] = p.position
+            self._people_seen[pid] = now
+            if p.hand is not None:
+                self._hands[pid] = p.hand
+        lap("people")
+        candidates = fg & ~person_mask & (labels >= 0) & (labels != CLASS_INDEX["skin"])
+        detections = detect_objects(points, labels, candidates, self.static, self._by_colour, cam.pos)
+        lap("objects")
+        matches = self.tracker.associate(detections, cam.pos, frames)
+        self.tracker.update(matches, cam.pos, frames, self.K, cam, depth, now)
+        self._check_wrists(obs, frames)
+        lap("tracking")
+        belief = self._belief(frames, now)
+        lap("belief")
+        self.debug = FrameDebug(cam, detections, matches, people, timings)
+        return belief
+
+    def _check_wrists(self, obs: dict[str, Any], frames: RobotFrames) -> None:
+        """A held object must show in its wrist camera between the fingers; if not, it slipped."""
+        for t in self.tracker.tracks.values():
+            if t.held_side is None:
+                continue
+            img = obs.get(f"observation.images.{t.held_side}_wrist")
+            if img is None:
+                continue
+            h, w = img.shape[:2]
+            region = img[h // 3 :, w // 4 : 3 * w // 4]
+            share = float(np.mean(self.colours.classify(region) == CLASS_INDEX[t.colour]))
+            if share < WRIST_MIN_FRACTION:
+                self._wrist_misses[t.id] = self._wrist_misses.get(t.id, 0) + 1
+                if self._wrist_misses[t.id] >= 2:
+                    log.debug("grasp_lost_from_wrist_camera", object=t.id, side=t.held_side, share=share)
+                    t.held_side, t.grip_offset = None, None
+                    t.confidence *= 0.5
+            else:
+                self._wrist_misses[t.id] = 0
+
+    def _belief(self, frames: RobotFrames, now: float) -> Belief:
+        tracks = self.tracker.tracks
+        objects = {
+            oid: ObjectBelief(id=oid, category=t.category, colour=t.colour, position=tuple(float(v) for v in t.position),
+                              confidence=float(np.clip(t.confidence, 0.0, 1.0)), last_seen=t.last_seen, visible=t.visible)
+            for oid, t in tracks.items() if t.known
+        }
+        people = {}
+        for pid, xy in self._people.items():
+            seen = pid in self._people_seen
+            hand = self._hands.get(pid)
+            people[pid] = PersonBelief(id=pid, position=(float(xy[0]), float(xy[1])),
+                                       hand=None if hand is None else tuple(float(v) for v in hand),
+                                       confidence=0.95 if seen else 0.3)
+        predicates: dict[str, float] = {}
+        for t in tracks.values():
+            predicates.update(object_predicates(t, self.static, self._hands))
+        robot_xy = np.array(frames.base[:2])
+        predicates.update(robot_near_all(robot_xy, self.static, tracks, self._hands, self._people))
+        robot = RobotBelief(pose=frames.base, gripper_closed={s: o < OPEN for s, o in frames.gripper_opening.items()})
+        return Belief(time=now, robot=robot, objects=objects, people=people, predicates=predicates)

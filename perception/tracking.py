@@ -1,0 +1,153 @@
+"""Object tracks over time: matching detections to the inventory, decay, and objects in hand.
+
+Every inventory object has a track. A detection updates the track it matches (same colour,
+fitting category, close to where the track was); a track that is not detected keeps its
+last estimate, and its confidence decays slowly while the place is out of view or hidden
+behind something nearer, but fast when the camera looks straight at where it should be and
+sees something else there (it was moved). A track near a gripper that closes on something
+is attached to that hand and follows the grasp site until the gripper opens or closes
+empty (a slip).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from perception.detection import Detection, position_for
+from perception.geometry import project
+from scenarios.kinematics import Pose, RobotFrames
+
+OUT_OF_VIEW_TAU = 300.0  # s: confidence half-life-ish while the place is not in view
+MISSING_FACTOR = 0.5  # per frame when the place is in plain view but the object is not seen
+GRASP_DISTANCE = 0.07  # m: a track this close to a closing gripper's site is in that hand
+OPEN = 0.096  # m: gripper opening above this is open
+EMPTY = 0.012  # m: gripper opening below this is closed on nothing
+MATCH_GATE = 40.0
+
+
+@dataclass
+class ObjectTrack:
+    id: str
+    category: str
+    colour: str
+    position: np.ndarray | None = None
+    confidence: float = 0.0
+    last_seen: float = -1.0
+    visible: bool = False
+    held_side: str | None = None
+    grip_offset: np.ndarray | None = None
+    resting_on: str | None = None  # surface id of the last sighting, if it rested on one
+    misses: int = 0
+    history: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.position is not None
+
+
+class Tracker:
+    """Tracks for a fixed inventory of objects (id → (category, colour))."""
+
+    def __init__(self, inventory: dict[str, tuple[str, str]]) -> None:
+        self.inventory = inventory
+        self.tracks = {oid: ObjectTrack(oid, cat, col) for oid, (cat, col) in inventory.items()}
+        self.time = 0.0
+
+    def reset(self) -> None:
+        self.tracks = {oid: ObjectTrack(oid, cat, col) for oid, (cat, col) in self.inventory.items()}
+        self.time = 0.0
+
+    def predict(self, frames: RobotFrames, time: float) -> None:
+        """Move held tracks with their hand; release them when the gripper opens or closes empty."""
+        dt = max(time - self.time, 0.0)
+        self.time = time
+        for t in self.tracks.values():
+            if t.held_side is not None:
+                opening = frames.gripper_opening[t.held_side]
+                if opening > OPEN or opening < EMPTY:
+                    t.held_side, t.grip_offset = None, None
+                    t.confidence *= 0.6  # it fell or was put down: where exactly is unsure
+                else:
+                    t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]
+            elif t.known and dt > 0:
+                t.confidence *= math.exp(-dt / OUT_OF_VIEW_TAU)
+
+    def associate(self, detections: list[Detection], camera_pos: np.ndarray, frames: RobotFrames) -> dict[str, Detection]:
+        """Hungarian matching of detections to tracks on colour, category fit and distance."""
+        ids = list(self.tracks)
+        if not detections:
+            return {}
+        cost = np.full((len(detections), len(ids)), 1e6)
+        for i, d in enumerate(detections):
+            for j, oid in enumerate(ids):
+                t = self.tracks[oid]
+                if t.colour != d.colour or t.category not in d.category_costs:
+                    continue
+                c = d.category_costs[t.category]
+                if t.known and t.confidence > 0.2:
+                    pos = position_for(d, t.category, camera_pos)
+                    c += min((np.linalg.norm(pos - t.position) / 0.15) ** 2, 20.0) * t.confidence
+                cost[i, j] = c
+        rows, cols = linear_sum_assignment(cost)
+        out: dict[str, Detection] = {}
+        for i, j in zip(rows, cols):
+            if cost[i, j] < MATCH_GATE:
+                out[ids[j]] = detections[i]
+        return out
+
+    def update(self, matches: dict[str, Detection], camera_pos: np.ndarray, frames: RobotFrames,
+               K: np.ndarray, cam: Pose, depth: np.ndarray, time: float) -> None:
+        """Fold this frame's matches into the tracks and judge the unmatched ones."""
+        h, w = depth.shape
+        for oid, t in self.tracks.items():
+            d = matches.get(oid)
+            if d is not None:
+                pos = position_for(d, t.category, camera_pos)
+                if t.held_side is None and t.known and t.visible and np.linalg.norm(pos - t.position) < 0.01:
+                    pos = 0.5 * (pos + t.position)  # steady object: average out pixel noise
+                t.position = pos
+                t.confidence = min(0.99, 1.0 - (1.0 - t.confidence) * 0.3) if t.known else 0.9
+                t.confidence = max(t.confidence, 0.9)
+                t.last_seen, t.visible, t.misses = time, True, 0
+                t.resting_on = d.support.owner if d.resting else None
+                if t.held_side is not None:
+                    site = frames.grasp_sites[t.held_side]
+                    if np.linalg.norm(pos - site.pos) > 2 * GRASP_DISTANCE:
+                        t.held_side, t.grip_offset = None, None  # seen away from the hand: not held
+                    else:
+                        t.grip_offset = site.inverse_apply(pos[None])[0]
+                continue
+            t.visible = False
+            if not t.known:
+                continue
+            if t.held_side is None and self._should_see(t.position, K, cam, depth, h, w):
+                t.misses += 1
+                t.confidence *= MISSING_FACTOR
+        self._grasps(frames)
+
+    def _should_see(self, pos: np.ndarray, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> bool:
+        (u, v), z = project(K, cam, pos[None])[0][0], project(K, cam, pos[None])[1][0]
+        if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
+            return False
+        seen = float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3]))
+        return seen > z - 0.06  # nothing nearer hides it
+
+    def _grasps(self, frames: RobotFrames) -> None:
+        for side, opening in frames.gripper_opening.items():
+            if not (EMPTY < opening < OPEN) or any(t.held_side == side for t in self.tracks.values()):
+                continue
+            site = frames.grasp_sites[side]
+            best, best_d = None, GRASP_DISTANCE
+            for t in self.tracks.values():
+                if t.known and t.held_side is None and t.confidence > 0.2:
+                    dist = float(np.linalg.norm(t.position - site.pos))
+                    if dist < best_d:
+                        best, best_d = t, dist
+            if best is not None:
+                best.held_side = side
+                best.grip_offset = site.inverse_apply(best.position[None])[0]
+                best.resting_on = None

@@ -1,0 +1,331 @@
+"""The planner's library: skills, methods, word groups, read from YAML and validated.
+
+The built-in files are `planner/library/*.yaml`; users add their own files (new skills,
+new methods, more words) through `load_library(extra)` or the `VLA_AGENT_PLANNER_LIBRARY`
+environment variable (paths separated by the OS path separator). A file is checked like a
+scenario: every problem is reported with FILE:LINE:COLUMN, the field and the value, and
+references across files (a method step naming an unknown skill) are checked after merging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+from pydantic import Field, ValidationError
+
+from planner.methods import GroupSpec, MethodSpec
+from planner.skills import CONSTANTS, SkillSpec, Strict
+from scenarios.catalog import FURNITURE, nearest
+
+log = structlog.get_logger(__name__)
+LIBRARY_ENV = "VLA_AGENT_PLANNER_LIBRARY"
+MAX_FILE_BYTES = 1_000_000
+
+
+class WordsSpec(Strict):
+    furniture_kinds: dict[str, list[str]] = Field(default_factory=dict)
+    speaker: list[str] = Field(default_factory=list)
+    robot: list[str] = Field(default_factory=list)
+    person: list[str] = Field(default_factory=list)
+    all: list[str] = Field(default_factory=list)
+    closest: list[str] = Field(default_factory=list)
+    farthest: list[str] = Field(default_factory=list)
+    left: list[str] = Field(default_factory=list)
+    right: list[str] = Field(default_factory=list)
+    not_english_hint: str = ""
+
+
+class RobotReach(Strict):
+    """Geometry the reachability check uses (metres)."""
+
+    radius: float = Field(0.3, gt=0.05, le=1.0, description="base footprint radius")
+    reach: float = Field(0.85, gt=0.2, le=2.0, description="from the base centre to what the hand can reach")
+    person_radius: float = Field(0.25, gt=0.05, le=1.0)
+    max_height: float = Field(1.35, gt=0.2, le=3.0, description="highest surface the hand reaches")
+    grid: float = Field(0.05, ge=0.01, le=0.2, description="cell size of the free-space grid")
+
+
+class LibraryFile(Strict):
+    skills: list[SkillSpec] = Field(default_factory=list)
+    methods: list[MethodSpec] = Field(default_factory=list)
+    groups: dict[str, GroupSpec] = Field(default_factory=dict)
+    words: WordsSpec | None = None
+    unknown_examples: list[str] = Field(default_factory=list)
+    robot: RobotReach | None = None
+
+
+@dataclass(frozen=True)
+class LibraryIssue:
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}:{self.column}" if self.line is not None else "")
+        got = f" (got {self.value!r})" if self.value is not None and repr(self.value) not in self.message else ""
+        return f"{where}:{(' ' + self.path + ':') if self.path else ''} {self.message}{got}"
+
+
+class LibraryError(Exception):
+    """A library file (or a set of them) that cannot be used, with every problem found."""
+
+    def __init__(self, issues: list[LibraryIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass
+class Library:
+    """Skills, methods and words merged from the built-in files and any user files."""
+
+    skills: dict[str, SkillSpec]
+    methods: dict[str, MethodSpec]
+    groups: dict[str, GroupSpec]
+    words: WordsSpec
+    unknown_examples: list[str]
+    robot: RobotReach
+    files: list[str] = field(default_factory=list)
+
+    def digest(self) -> str:
+        """Hash of everything language understanding depends on (for the embedding cache)."""
+        payload = json.dumps(
+            {"methods": {n: m.examples for n, m in self.methods.items()}, "unknown": self.unknown_examples},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (only true/false), so `on` and `off` stay words."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def builtin_library_files() -> list[Path]:
+    folder = Path(str(resources.files("planner") / "library"))
+    return sorted(folder.glob("*.yaml"))
+
+
+def _env_files() -> list[Path]:
+    raw = os.environ.get(LIBRARY_ENV, "")
+    return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+
+
+def _expand_paths(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if p.is_dir() else [p])
+    return out
+
+
+def parse_library_file(text: str, filename: str) -> tuple[LibraryFile, yaml.Node | None]:
+    """Validate one library file's text; raises LibraryError with located issues."""
+    try:
+        loader = _Yaml12Loader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else {}
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise LibraryError([LibraryIssue(filename, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "",
+                                         f"not valid YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise LibraryError([LibraryIssue(filename, None, None, "", f"not valid YAML: {exc}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LibraryError([LibraryIssue(filename, 1, 1, "", f"a library file must be a mapping (skills, methods, groups, ...), got {type(data).__name__}")])
+    try:
+        return LibraryFile.model_validate(data), root
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            value = err.get("input") if err["type"] != "missing" else None
+            if isinstance(value, (dict, list)):
+                value = None
+            if err["type"] == "missing":
+                message = f"required field {loc[-1]!r} is missing"
+            elif err["type"] == "extra_forbidden":
+                message = f"unknown field {loc[-1]!r}" + _field_hint(loc)
+            issues.append(_locate(filename, root, loc, message, value))
+        raise LibraryError(issues) from None
+
+
+def _field_hint(loc: tuple) -> str:
+    from planner.methods import SlotSpec
+
+    models = {"skills": SkillSpec, "methods": MethodSpec, "words": WordsSpec, "robot": RobotReach}
+    model: Any = models.get(str(loc[0]), LibraryFile) if len(loc) > 1 else LibraryFile
+    if len(loc) > 3 and loc[0] == "methods" and loc[2] == "slots":
+        model = SlotSpec
+    if len(loc) > 2 and loc[0] == "groups":
+        model = GroupSpec
+    hint = nearest(str(loc[-1]), list(model.model_fields))
+    return f"; did you mean {hint!r}?" if hint else ""
+
+
+def _locate(filename: str, root: yaml.Node | None, path: tuple, message: str, value: Any = None) -> LibraryIssue:
+    node = root
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, val in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node = val
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    mark = node.start_mark if node is not None else None
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return LibraryIssue(filename, mark.line + 1 if mark else None, mark.column + 1 if mark else None, text, message, value)
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise LibraryError([LibraryIssue(str(path), None, None, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LibraryError([LibraryIssue(str(path), None, None, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise LibraryError([LibraryIssue(str(path), None, None, "", "is a directory")]) from None
+    except UnicodeDecodeError as exc:
+        raise LibraryError([LibraryIssue(str(path), None, None, "", f"is not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        raise LibraryError([LibraryIssue(str(path), None, None, "", f"cannot be read: {exc.strerror or exc}")]) from None
+
+
+def load_library(extra: list[Path | str] | None = None, *, include_env: bool = True) -> Library:
+    """The built-in library merged with `extra` files or folders (and $VLA_AGENT_PLANNER_LIBRARY).
+
+    Later files add skills and methods or replace same-named ones; words and example lists
+    are extended. Raises LibraryError listing every problem in every file.
+    """
+    paths = builtin_library_files() + _expand_paths([Path(p) for p in (extra or [])] + (_env_files() if include_env else []))
+    issues: list[LibraryIssue] = []
+    parsed: list[tuple[str, LibraryFile, yaml.Node | None]] = []
+    for path in paths:
+        try:
+            lib_file, root = parse_library_file(_read(path), str(path))
+            parsed.append((str(path), lib_file, root))
+        except LibraryError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise LibraryError(issues)
+
+    skills: dict[str, SkillSpec] = {}
+    methods: dict[str, MethodSpec] = {}
+    groups: dict[str, GroupSpec] = {}
+    words: dict[str, Any] = WordsSpec().model_dump()
+    unknown: list[str] = []
+    robot = RobotReach()
+    origin: dict[tuple[str, str], tuple[str, yaml.Node | None, tuple]] = {}
+    for filename, lf, root in parsed:
+        for i, s in enumerate(lf.skills):
+            if s.name in skills:
+                log.info("planner.library.skill_replaced", skill=s.name, file=filename)
+            skills[s.name] = s
+            origin[("skill", s.name)] = (filename, root, ("skills", i))
+        for i, m in enumerate(lf.methods):
+            if m.name in methods:
+                log.info("planner.library.method_replaced", method=m.name, file=filename)
+            methods[m.name] = m
+            origin[("method", m.name)] = (filename, root, ("methods", i))
+        for name, g in lf.groups.items():
+            groups[name] = g
+            origin[("group", name)] = (filename, root, ("groups", name))
+        if lf.words is not None:
+            for key, value in lf.words.model_dump(exclude_unset=True).items():
+                if isinstance(value, list):
+                    words[key] = words[key] + [v for v in value if v not in words[key]]
+                elif isinstance(value, dict):
+                    for k, v in value.items():
+                        words[key].setdefault(k, [])
+                        words[key][k] += [w for w in v if w not in words[key][k]]
+                else:
+                    words[key] = value
+            for kind in lf.words.furniture_kinds:
+                if kind not in FURNITURE:
+                    hint = nearest(kind, list(FURNITURE))
+                    issues.append(_locate(filename, root, ("words", "furniture_kinds", kind),
+                                          f"unknown furniture kind {kind!r}" + (f"; did you mean {hint!r}?" if hint else "")))
+        unknown += lf.unknown_examples
+        if lf.robot is not None:
+            robot = lf.robot
+
+    # References across files.
+    for name, m in methods.items():
+        filename, root, base = origin[("method", name)]
+        for si, step in enumerate(m.parsed_steps()):
+            for skill_name in step.skills:
+                skill = skills.get(skill_name)
+                if skill is None:
+                    hint = nearest(skill_name, list(skills))
+                    issues.append(_locate(filename, root, base + ("steps", si), f"unknown skill {skill_name!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(skills)})", m.steps[si]))
+                elif len(skill.params) != len(step.args):
+                    issues.append(_locate(filename, root, base + ("steps", si), f"{skill_name} takes {len(skill.params)} argument(s) ({', '.join(skill.params)}), the step gives {len(step.args)}", m.steps[si]))
+        for slot_name, slot in m.slots.items():
+            if slot.type == "object" and slot.group not in groups:
+                hint = nearest(slot.group, list(groups))
+                issues.append(_locate(filename, root, base + ("slots", slot_name, "group"), f"unknown group {slot.group!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(groups)})", slot.group))
+    for name, s in skills.items():
+        clash = set(s.params) & set(CONSTANTS)
+        if clash:
+            filename, root, base = origin[("skill", name)]
+            issues.append(_locate(filename, root, base + ("params",), f"parameter name {sorted(clash)[0]!r} is reserved for a constant"))
+    if "thing" not in groups:
+        issues.append(LibraryIssue(paths[0].name if paths else "<library>", None, None, "groups", "the group 'thing' (every category) must exist"))
+    if not methods:
+        issues.append(LibraryIssue("<library>", None, None, "methods", "the library has no methods"))
+    if issues:
+        raise LibraryError(issues)
+    return Library(skills, methods, groups, WordsSpec.model_validate(words), unknown, robot, [str(p) for p in paths])
+
+
+_default: Library | None = None
+_default_lock = threading.Lock()
+
+
+def default_library() -> Library:
+    """The built-in library plus $VLA_AGENT_PLANNER_LIBRARY, loaded once per process."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = load_library()
+    return _default
+
+
+def validate_files(paths: list[Path | str]) -> list[LibraryIssue]:
+    """Problems in user library files (checked together with the built-in library); [] if none."""
+    try:
+        load_library(list(paths), include_env=False)
+    except LibraryError as exc:
+        return exc.issues
+    return []
