@@ -119,7 +119,7 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
         comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
         if n == 0:
             continue
-        sizes = ndimage.sum_labels(mask, comp, index=np.arange(1, n + 1))
+        sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
         slices = ndimage.find_objects(comp)
         groups: list[np.ndarray] = []
         for k in np.flatnonzero(sizes >= 4):
@@ -237,8 +237,7 @@ def _sphere_centre(pts: np.ndarray, radius: float, camera_pos: np.ndarray) -> np
         dist = np.linalg.norm(diff, axis=1) + 1e-9
         res = dist - radius
         jac = diff / dist[:, None]
-        step, *_ = np.linalg.lstsq(jac, -res, rcond=None)
-        c = c + step
+        c = c + np.linalg.solve(jac.T @ jac + 1e-6 * np.eye(3), -jac.T @ res)
     return c
 
 

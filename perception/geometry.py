@@ -161,31 +161,51 @@ def _plane_near_box(plane, lo: np.ndarray, hi: np.ndarray) -> bool:
     return bool(np.all(plane.centre - ext <= hi) and np.all(plane.centre + ext >= lo))
 
 
-def robot_mask(points: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
-    """Which world points (N, 3) lie on or within `margin` of the robot's own geoms."""
-    hit = np.zeros(len(points), dtype=bool)
-    if len(points) == 0:
+def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, K: np.ndarray, cam: Pose,
+               margin: float = 0.015) -> np.ndarray:
+    """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
+
+    Each geom's bounding sphere is projected into the image first, so only the pixels in
+    its small window are tested against the exact shape.
+    """
+    h, w = candidates.shape
+    hit = np.zeros((h, w), dtype=bool)
+    if not candidates.any():
         return hit
-    for g in range(len(geoms.kind)):
-        c = geoms.pos[g]
-        near = np.flatnonzero(np.sum((points - c) ** 2, axis=1) < (geoms.radius[g] + margin) ** 2)
-        if near.size == 0:
+    q = cam.inverse_apply(geoms.pos)
+    depth = -q[:, 2]
+    f = K[0, 0]
+    for g in np.flatnonzero(depth > -geoms.radius):
+        r = geoms.radius[g] + margin
+        if depth[g] > r:
+            u = f * q[g, 0] / depth[g] + K[0, 2]
+            v = -f * q[g, 1] / depth[g] + K[1, 2]
+            rad = f * r / max(depth[g] - r, 0.02) + 2
+            u0, u1 = int(max(u - rad, 0)), int(min(u + rad + 1, w))
+            v0, v1 = int(max(v - rad, 0)), int(min(v + rad + 1, h))
+        else:  # the camera is inside the sphere: test everywhere
+            u0, u1, v0, v1 = 0, w, 0, h
+        if u0 >= u1 or v0 >= v1:
             continue
-        local = (points[near] - c) @ geoms.rot[g]
+        window = candidates[v0:v1, u0:u1] & ~hit[v0:v1, u0:u1]
+        if not window.any():
+            continue
+        rr, cc = np.nonzero(window)
+        rr += v0
+        cc += u0
+        local = (points[rr, cc] - geoms.pos[g]) @ geoms.rot[g]
         size = geoms.size[g]
         kind = geoms.kind[g]
         if kind == GEOM_SPHERE:
             d = np.linalg.norm(local, axis=1) - size[0]
         elif kind == GEOM_CAPSULE:
             z = np.clip(local[:, 2], -size[1], size[1])
-            d = np.linalg.norm(local - np.stack([np.zeros_like(z), np.zeros_like(z), z], 1), axis=1) - size[0]
+            local[:, 2] -= z
+            d = np.linalg.norm(local, axis=1) - size[0]
         elif kind == GEOM_CYLINDER:
-            radial = np.linalg.norm(local[:, :2], axis=1) - size[0]
-            axial = np.abs(local[:, 2]) - size[1]
-            d = np.maximum(radial, axial)
-        elif kind == GEOM_BOX:
+            d = np.maximum(np.linalg.norm(local[:, :2], axis=1) - size[0], np.abs(local[:, 2]) - size[1])
+        else:  # boxes, and ellipsoids by their bounding box
             d = np.max(np.abs(local) - size, axis=1)
-        else:  # ellipsoid and others: their bounding box
-            d = np.max(np.abs(local) - size, axis=1)
-        hit[near[d < margin]] = True
+        inside = d < margin
+        hit[rr[inside], cc[inside]] = True
     return hit

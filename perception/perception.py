@@ -109,10 +109,8 @@ class Perception:
         interesting = valid & (np.isin(labels, self._inventory_classes) | (labels == CLASS_INDEX["skin"]) | (points[..., 2] > 1.35))
         idx = np.flatnonzero(interesting.reshape(-1))
         fg = np.zeros(interesting.shape, dtype=bool)
-        keep = ~self.static.is_static(points.reshape(-1, 3)[idx])
-        idx = idx[keep]
-        own = robot_mask(points.reshape(-1, 3)[idx], frames.geoms)
-        fg.reshape(-1)[idx[~own]] = True
+        fg.reshape(-1)[idx[~self.static.is_static(points.reshape(-1, 3)[idx])]] = True
+        fg &= ~robot_mask(points, fg, frames.geoms, self.K, cam)
         lap("foreground")
         people, person_mask = detect_people(points, labels, fg, self.static, self._people)
         for pid, p in people.items():

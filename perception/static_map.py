@@ -172,10 +172,12 @@ class StaticMap:
         x, y, z = points[:, 0], points[:, 1], points[:, 2]
         hx, hy = self.room[0] / 2 - wall_margin, self.room[1] / 2 - wall_margin
         out = (z < floor_margin) | (np.abs(x) > hx) | (np.abs(y) > hy) | (z > self.wall_height - 0.05)
-        i, j = self._cells(points[:, :2])
+        rest = np.flatnonzero(~out)  # floor and walls are most pixels: test the raster on the rest
+        i, j = self._cells(points[rest, :2])
         iv = self._raster[i, j]  # (N, L, 2)
-        inside = (z[:, None] >= iv[..., 0]) & (z[:, None] <= iv[..., 1])
-        return out | inside.any(axis=1)
+        zr = z[rest, None]
+        out[rest] = ((zr >= iv[..., 0]) & (zr <= iv[..., 1])).any(axis=1)
+        return out
 
     def support_below(self, xy: np.ndarray, z: float, tolerance: float = 0.03) -> Surface:
         """The highest surface under (x, y) whose top is at or below z + tolerance (the floor at worst)."""

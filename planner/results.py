@@ -20,6 +20,7 @@ ErrorCode = Literal[
     "unknown_object", # the goal names something the scene does not have
     "impossible",     # the scene cannot support the goal (no drink, bin out of reach, ...)
     "bad_scene",      # the scenario or belief is unusable
+    "internal",       # a bug in the planner (logged); never raised to the caller
 ]
 BAD_INPUT_CODES = frozenset({"empty_goal", "too_long", "not_english", "unknown_goal", "unknown_object", "bad_scene"})
 

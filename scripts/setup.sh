@@ -31,7 +31,7 @@ fi
 pip_install() {
   # Some machines' pip configuration names package folders that do not exist; its warnings
   # about them are noise, so they are filtered out (real errors still show).
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "WARNING: Location '" >&2)
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "WARNING: Location '" >&2)
 }
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
