@@ -177,14 +177,12 @@ def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, K:
     f = K[0, 0]
     for g in np.flatnonzero(depth > -geoms.radius):
         r = geoms.radius[g] + margin
-        if depth[g] > r:
-            u = f * q[g, 0] / depth[g] + K[0, 2]
-            v = -f * q[g, 1] / depth[g] + K[1, 2]
-            rad = f * r / max(depth[g] - r, 0.02) + 2
-            u0, u1 = int(max(u - rad, 0)), int(min(u + rad + 1, w))
-            v0, v1 = int(max(v - rad, 0)), int(min(v + rad + 1, h))
-        else:  # the camera is inside the sphere: test everywhere
-            u0, u1, v0, v1 = 0, w, 0, h
+        zc = max(depth[g], 0.05)
+        u = f * q[g, 0] / zc + K[0, 2]
+        v = -f * q[g, 1] / zc + K[1, 2]
+        rad = f * r / max(depth[g] - r, 0.05) + 2
+        u0, u1 = int(max(u - rad, 0)), int(min(u + rad + 1, w))
+        v0, v1 = int(max(v - rad, 0)), int(min(v + rad + 1, h))
         if u0 >= u1 or v0 >= v1:
             continue
         window = candidates[v0:v1, u0:u1] & ~hit[v0:v1, u0:u1]

@@ -100,8 +100,9 @@ class RobotKinematics:
         self._site = {s: m.site(R.grasp_site(s)).id for s in R.SIDES}
         self.head_fovy_deg = float(m.cam_fovy[self._head_cam])
         self.wrist_fovy_deg = float(m.cam_fovy[self._wrist_cam["left"]])
-        # Shapes that can appear in the head camera: everything above the base's top plate.
-        self._geoms = np.array([g for g in range(m.ngeom) if m.geom_type[g] != int(mujoco.mjtGeom.mjGEOM_PLANE)])
+        # Shapes that can appear in the head camera: not the head itself, which carries it.
+        head_bodies = {int(m.body(R.HEAD_BODY).id), int(m.body_parentid[m.body(R.HEAD_BODY).id])}
+        self._geoms = np.array([g for g in range(m.ngeom) if int(m.geom_bodyid[g]) not in head_bodies])
         self._geom_names = tuple(m.geom(int(g)).name for g in self._geoms)
 
     def frames(self, state: np.ndarray) -> RobotFrames:

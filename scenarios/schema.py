@@ -38,13 +38,18 @@ def _check_id(value: str) -> str:
     return value
 
 
-def _check_colour(value: str) -> str:
-    if value not in COLOURS:
-        hint = nearest(value, list(COLOURS))
+def _check_name(value: str, known: dict, what: str) -> str:
+    """`value` if it names an entry of `known`, else an error with the nearest valid name."""
+    if value not in known:
+        hint = nearest(value, list(known))
         raise ValueError(
-            f"unknown colour {value!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(COLOURS)})"
+            f"unknown {what} {value!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(known)})"
         )
     return value
+
+
+def _check_colour(value: str) -> str:
+    return _check_name(value, COLOURS, "colour")
 
 
 class _Strict(BaseModel):
@@ -95,15 +100,7 @@ class Furniture(_Strict):
 
     check_id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in FURNITURE:
-            hint = nearest(v, list(FURNITURE))
-            raise ValueError(
-                f"unknown furniture kind {v!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(FURNITURE)})"
-            )
-        return v
+    check_kind = field_validator("kind")(classmethod(lambda cls, v: _check_name(v, FURNITURE, "furniture kind")))
 
     @field_validator("colour")
     @classmethod
@@ -171,15 +168,7 @@ class SceneObject(_Strict):
     check_id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
     check_colour = field_validator("colour")(classmethod(lambda cls, v: _check_colour(v)))
 
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, v: str) -> str:
-        if v not in CATEGORIES:
-            hint = nearest(v, list(CATEGORIES))
-            raise ValueError(
-                f"unknown object category {v!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(CATEGORIES)})"
-            )
-        return v
+    check_category = field_validator("category")(classmethod(lambda cls, v: _check_name(v, CATEGORIES, "object category")))
 
     @model_validator(mode="after")
     def _size_matches_shape(self) -> SceneObject:
