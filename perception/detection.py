@@ -10,7 +10,7 @@ category of that colour whose expected top height and cues fit best.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -42,6 +42,7 @@ class Detection:
     top_xy: np.ndarray
     points: np.ndarray  # (n, 3) world points
     category: str = ""
+    cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_pixels(self) -> int:
@@ -113,9 +114,12 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
     chromatic = [c for c in inventory if c not in NEUTRAL]
     neutral = [c for c in inventory if c in NEUTRAL]
     for colour in chromatic + neutral:
-        mask = candidates & (labels == CLASS_INDEX[colour]) & ~used
-        if mask.sum() < MIN_PIXELS // 2:
+        full = candidates & (labels == CLASS_INDEX[colour]) & ~used
+        rows, cols = np.nonzero(full)
+        if rows.size < MIN_PIXELS // 2:
             continue
+        r0, c0 = rows.min(), cols.min()
+        mask = full[r0 : rows.max() + 1, c0 : cols.max() + 1]
         comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
         if n == 0:
             continue
@@ -125,12 +129,15 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
         for k in np.flatnonzero(sizes >= 4):
             sl = slices[k]
             rr, cc = np.nonzero(comp[sl] == k + 1)
-            groups.append(np.stack([rr + sl[0].start, cc + sl[1].start], 1))
+            groups.append(np.stack([rr + sl[0].start + r0, cc + sl[1].start + c0], 1))
         groups = _merge_and_split(groups, points, len(inventory[colour]))
         for pix in groups:
             det = _measure(pix, points, labels, parts & ~used, static, colour, inventory[colour], camera_pos, neutral_ids)
             if det is None or det.n_pixels < MIN_PIXELS:
                 continue
+            if colour in NEUTRAL and (min(det.category_costs.values()) > 9.0 or any(
+                    np.linalg.norm(det.top_xy - other.top_xy) < 0.06 for other in detections)):
+                continue  # a white/grey/black part of another object (cap, label, lid), or not object-shaped
             used[det.pixels[:, 0], det.pixels[:, 1]] = True
             detections.append(det)
     return detections
@@ -217,7 +224,14 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
 
 
 def position_for(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:
-    """Centre of the object, given its category's shape."""
+    """Centre of the object, given its category's shape (computed once per category)."""
+    cached = det.cache.get(category)
+    if cached is None:
+        cached = det.cache[category] = _position(det, category, camera_pos)
+    return cached.copy()
+
+
+def _position(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:
     if category == "ball":
         return _sphere_centre(det.points[det.points[:, 2] > det.bottom - 1.0], CATEGORIES["ball"].size[0], camera_pos)
     half = CATEGORIES[category].height() / 2

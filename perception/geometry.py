@@ -161,49 +161,52 @@ def _plane_near_box(plane, lo: np.ndarray, hi: np.ndarray) -> bool:
     return bool(np.all(plane.centre - ext <= hi) and np.all(plane.centre + ext >= lo))
 
 
-def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, K: np.ndarray, cam: Pose,
-               margin: float = 0.015) -> np.ndarray:
+def to_world(q: np.ndarray, pose: Pose) -> np.ndarray:
+    """Frame points (N, 3) → world, written out per component (a BLAS call costs more at N x 3)."""
+    r = pose.rot.astype(np.float32)
+    t = pose.pos.astype(np.float32)
+    x, y, z = q[:, 0], q[:, 1], q[:, 2]
+    out = np.empty(q.shape, dtype=np.float32)
+    for k in range(3):
+        out[:, k] = x * r[k, 0] + y * r[k, 1] + z * r[k, 2] + t[k]
+    return out
+
+
+def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
     """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
 
-    Each geom's bounding sphere is projected into the image first, so only the pixels in
-    its small window are tested against the exact shape.
+    Each geom first culls the candidates by its bounding box; only points inside get the
+    exact shape test.
     """
-    h, w = candidates.shape
-    hit = np.zeros((h, w), dtype=bool)
-    if not candidates.any():
+    hit = np.zeros(candidates.shape, dtype=bool)
+    rr, cc = np.nonzero(candidates)
+    if rr.size == 0:
         return hit
-    q = cam.inverse_apply(geoms.pos)
-    depth = -q[:, 2]
-    f = K[0, 0]
-    for g in np.flatnonzero(depth > -geoms.radius):
+    p = points[rr, cc]
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    own = np.zeros(len(p), dtype=bool)
+    lo_all = p.min(0)
+    hi_all = p.max(0)
+    for g in range(len(geoms.kind)):
+        c = geoms.pos[g]
         r = geoms.radius[g] + margin
-        zc = max(depth[g], 0.05)
-        u = f * q[g, 0] / zc + K[0, 2]
-        v = -f * q[g, 1] / zc + K[1, 2]
-        rad = f * r / max(depth[g] - r, 0.05) + 2
-        u0, u1 = int(max(u - rad, 0)), int(min(u + rad + 1, w))
-        v0, v1 = int(max(v - rad, 0)), int(min(v + rad + 1, h))
-        if u0 >= u1 or v0 >= v1:
+        if np.any(c + r < lo_all) or np.any(c - r > hi_all):
             continue
-        window = candidates[v0:v1, u0:u1] & ~hit[v0:v1, u0:u1]
-        if not window.any():
+        sel = np.flatnonzero((np.abs(x - c[0]) < r) & (np.abs(y - c[1]) < r) & (np.abs(z - c[2]) < r))
+        if sel.size == 0:
             continue
-        rr, cc = np.nonzero(window)
-        rr += v0
-        cc += u0
-        local = (points[rr, cc] - geoms.pos[g]) @ geoms.rot[g]
+        local = (p[sel] - c) @ geoms.rot[g].astype(np.float32)
         size = geoms.size[g]
         kind = geoms.kind[g]
         if kind == GEOM_SPHERE:
             d = np.linalg.norm(local, axis=1) - size[0]
         elif kind == GEOM_CAPSULE:
-            z = np.clip(local[:, 2], -size[1], size[1])
-            local[:, 2] -= z
+            local[:, 2] -= np.clip(local[:, 2], -size[1], size[1])
             d = np.linalg.norm(local, axis=1) - size[0]
         elif kind == GEOM_CYLINDER:
             d = np.maximum(np.linalg.norm(local[:, :2], axis=1) - size[0], np.abs(local[:, 2]) - size[1])
         else:  # boxes, and ellipsoids by their bounding box
             d = np.max(np.abs(local) - size, axis=1)
-        inside = d < margin
-        hit[rr[inside], cc[inside]] = True
+        own[sel[d < margin]] = True
+    hit[rr[own], cc[own]] = True
     return hit

@@ -20,7 +20,7 @@ import structlog
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from perception.colours import CLASS_INDEX, ColourTable
 from perception.detection import Detection, PersonDetection, detect_objects, detect_people
-from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask
+from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask, to_world
 from perception.predicates import object_predicates, robot_near_all
 from perception.static_map import StaticMap
 from perception.tracking import OPEN, Tracker
@@ -28,8 +28,6 @@ from scenarios.kinematics import Pose, RobotFrames, RobotKinematics
 from scenarios.schema import Scenario
 
 log = structlog.get_logger(__name__)
-WRIST_MIN_FRACTION = 0.02
-"""A held object fills at least this share of the wrist camera's view between the fingers."""
 
 
 @dataclass
@@ -64,7 +62,9 @@ class Perception:
         self.tracker = Tracker(self.inventory)
         self.control_period = control_period
         self.debug = FrameDebug()
-        self._inventory_classes = np.array(sorted({CLASS_INDEX[c] for c in self._by_colour} | {CLASS_INDEX[c] for c in ("white", "grey", "black")}))
+        wanted = {CLASS_INDEX[c] for c in self._by_colour} | {CLASS_INDEX[c] for c in ("white", "grey", "black", "skin")}
+        self._interesting = np.zeros(len(CLASS_INDEX) + 1, dtype=bool)  # indexed by label + 1 (UNKNOWN = -1)
+        self._interesting[np.array(sorted(wanted)) + 1] = True
         self.reset()
 
     @classmethod
@@ -81,7 +81,6 @@ class Perception:
         self._people_seen: dict[str, float] = {}
         self._hands: dict[str, np.ndarray] = {}
         self._frames = 0
-        self._wrist_misses: dict[str, int] = {}
 
     # ---------------------------------------------------------------------------------------
     def update(self, obs: dict[str, Any], time: float | None = None) -> Belief:
@@ -104,13 +103,16 @@ class Perception:
         self.registration.update(cam_points, valid, frames.head_camera, self.static)
         cam = self.registration.corrected(frames.head_camera)
         lap("registration")
-        points = (cam_points.reshape(-1, 3) @ cam.rot.T + cam.pos).reshape(cam_points.shape)
         labels = self.colours.classify(rgb)
-        interesting = valid & (np.isin(labels, self._inventory_classes) | (labels == CLASS_INDEX["skin"]) | (points[..., 2] > 1.35))
+        interesting = valid & self._interesting[labels + 1]
         idx = np.flatnonzero(interesting.reshape(-1))
+        # World points only where they matter (objects' colours, parts, skin).
+        q = cam_points.reshape(-1, 3)[idx]
+        points = np.zeros(cam_points.shape, dtype=np.float32)
+        points.reshape(-1, 3)[idx] = to_world(q, cam)
         fg = np.zeros(interesting.shape, dtype=bool)
         fg.reshape(-1)[idx[~self.static.is_static(points.reshape(-1, 3)[idx])]] = True
-        fg &= ~robot_mask(points, fg, frames.geoms, self.K, cam)
+        fg &= ~robot_mask(points, fg, frames.geoms)
         lap("foreground")
         people, person_mask = detect_people(points, labels, fg, self.static, self._people)
         for pid, p in people.items():
@@ -124,32 +126,11 @@ class Perception:
         lap("objects")
         matches = self.tracker.associate(detections, cam.pos, frames)
         self.tracker.update(matches, cam.pos, frames, self.K, cam, depth, now)
-        self._check_wrists(obs, frames)
         lap("tracking")
         belief = self._belief(frames, now)
         lap("belief")
         self.debug = FrameDebug(cam, detections, matches, people, timings)
         return belief
-
-    def _check_wrists(self, obs: dict[str, Any], frames: RobotFrames) -> None:
-        """A held object must show in its wrist camera between the fingers; if not, it slipped."""
-        for t in self.tracker.tracks.values():
-            if t.held_side is None:
-                continue
-            img = obs.get(f"observation.images.{t.held_side}_wrist")
-            if img is None:
-                continue
-            h, w = img.shape[:2]
-            region = img[h // 3 :, w // 4 : 3 * w // 4]
-            share = float(np.mean(self.colours.classify(region) == CLASS_INDEX[t.colour]))
-            if share < WRIST_MIN_FRACTION:
-                self._wrist_misses[t.id] = self._wrist_misses.get(t.id, 0) + 1
-                if self._wrist_misses[t.id] >= 2:
-                    log.debug("grasp_lost_from_wrist_camera", object=t.id, side=t.held_side, share=share)
-                    t.held_side, t.grip_offset = None, None
-                    t.confidence *= 0.5
-            else:
-                self._wrist_misses[t.id] = 0
 
     def _belief(self, frames: RobotFrames, now: float) -> Belief:
         tracks = self.tracker.tracks

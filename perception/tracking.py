@@ -130,7 +130,8 @@ class Tracker:
         self._grasps(frames)
 
     def _should_see(self, pos: np.ndarray, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> bool:
-        (u, v), z = project(K, cam, pos[None])[0][0], project(K, cam, pos[None])[1][0]
+        uv, zs = project(K, cam, pos[None])
+        u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(zs[0])
         if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
             return False
         seen = float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3]))

@@ -155,6 +155,36 @@ def tag(tokens: list[str], lexicon: dict[tuple[str, ...], Tag], longest: int) ->
     return out
 
 
+def canonical(tags: list[Tag]) -> str:
+    """The goal with its particulars abstracted, for matching intent by meaning.
+
+    Sentence embeddings weigh nouns heavily: "put the ball on the sofa" lands nearer to
+    "approach the sofa" than to "put the box on the counter". Dropping colours and
+    replacing categories with "thing" and furniture with "table" (bins stay "bin", since
+    they carry meaning: throwing away) leaves the verbs and the structure to decide.
+    Group words ("drink", "toys", "mess") stay: they do carry intent.
+    """
+    out: list[str] = []
+    for t in tags:
+        if t.kind == "colour":
+            continue
+        if t.kind == "category":
+            out.append("things" if t.plural else "thing")
+        elif t.kind in ("furniture", "fkind"):
+            out.append("bin" if t.value == "bin" else "table")
+        elif t.kind == "person" and t.value not in ("him", "her", "them"):
+            out.append("person")
+        else:
+            out.append(t.text or t.value)
+    return " ".join(out)
+
+
+def canonical_text(text: str, library: Library) -> str:
+    """`canonical` with the scene-independent lexicon (for the library's example phrases)."""
+    lex = _base_lexicon(library)
+    return canonical(tag(tokenize(text), lex, max(len(k) for k in lex)))
+
+
 # ----------------------------------------------------------------------------------- mentions
 @dataclass
 class FurnitureMention:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from planner.grounding import tokenize
+from planner.grounding import canonical_text, tokenize
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 MIN_SIMILARITY = 0.42
 """Below this cosine similarity to every example a goal is unknown."""
 CACHE_ENV = "VLA_AGENT_CACHE_DIR"
+CANONICAL_VERSION = "c1"
+"""Bump when `grounding.canonical` changes: cached phrase embeddings depend on it."""
 MAX_TOKENS = 64
 
 
@@ -130,12 +132,14 @@ class IntentModel:
             self.phrases.append(example)
             self.labels.append("")
         self.matrix = self._embed_phrases(cache_dir)
-        self.vocabulary = {tok for p in self.phrases for tok in tokenize(p)}
+        from planner.grounding import _base_lexicon
+
+        self.vocabulary = {tok for p in self.phrases for tok in tokenize(p)} | {w for k in _base_lexicon(library) for w in k}
 
     def _embed_phrases(self, cache_dir: Path | None) -> torch.Tensor:
         import torch
 
-        key = f"phrases-{self.library.digest()}-{self.encoder.model_id()}.pt"
+        key = f"phrases-{self.library.digest()}-{CANONICAL_VERSION}-{self.encoder.model_id()}.pt"
         folder = cache_dir if cache_dir is not None else _default_cache_dir()
         path = folder / key if folder is not None else None
         if path is not None and path.exists():
@@ -146,7 +150,7 @@ class IntentModel:
                     return cached
             except Exception as exc:  # a corrupt cache file is rebuilt, never fatal
                 log.warning("planner.intent.cache_unreadable", path=str(path), error=str(exc))
-        matrix = self.encoder.encode([_normalise(p) for p in self.phrases])
+        matrix = self.encoder.encode([canonical_text(p, self.library) for p in self.phrases])
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,8 +162,11 @@ class IntentModel:
         return matrix
 
     def rank(self, goal: str) -> list[IntentScore]:
-        """Every method (and "" for unknown) with its best similarity, best first."""
-        vec = self.encoder.encode([_normalise(goal)])[0]
+        """Every method (and "" for unknown) with its best similarity, best first.
+
+        `goal` should be canonical (grounding.canonical), as the example phrases are.
+        """
+        vec = self.encoder.encode([goal])[0]
         sims = (self.matrix @ vec).tolist()
         best: dict[str, IntentScore] = {}
         for label, phrase, s in zip(self.labels, self.phrases, sims):
@@ -196,10 +203,6 @@ def intent_model(library: Library, encoder: Encoder | None = None) -> IntentMode
         if cached is None or cached[0] is not library:
             _models[key] = (library, IntentModel(library, enc))
         return _models[key][1]
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 # ------------------------------------------------------------------------------ language check

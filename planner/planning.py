@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from perception.belief import Belief
-from planner.grounding import ObjectMention, ParsedGoal, parse, resolve_objects, speaker_of
+from planner.grounding import ObjectMention, ParsedGoal, canonical, parse, resolve_objects, speaker_of
 from planner.language import MIN_SIMILARITY, Encoder, IntentScore, intent_model, language_problem
 from planner.library import Library, default_library
 from planner.methods import Call, MethodSpec, SlotSpec, expand
@@ -67,12 +67,12 @@ def plan(
         problem = language_problem(text, model.vocabulary)
         if problem:
             raise CannotPlan("not_english", f"{problem}. {lib.words.not_english_hint}".strip())
-        ranking = model.rank(text)
+        parsed = parse(text, lib, scene)
+        ranking = rerank(model.rank(canonical(parsed.tags)), parsed, lib)
         top = ranking[0]
         if not top.method or top.score < MIN_SIMILARITY:
             raise CannotPlan("unknown_goal", f"no known goal matches {text!r} (closest: {model.closest_goals(ranking, 1)[0]!r})")
         method = lib.methods[top.method]
-        parsed = parse(text, lib, scene)
         bindings = bind(method, parsed, scene, lib, answers or {})
         result = build(text, method, top.score, bindings, scene, lib)
         log.debug("planner.plan", goal=text, method=method.name, confidence=round(top.score, 3),
@@ -88,6 +88,39 @@ def plan(
     except Exception as exc:  # the contract: nothing escapes; log it for the developer
         log.exception("planner.internal_error", goal=text[:100])
         return PlanningError(goal=text, code="internal", reason=f"the planner failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+STRUCTURE_PENALTY = 0.15
+"""Similarity taken off a method for each part of the goal it would have to ignore."""
+
+
+def rerank(ranking: list[IntentScore], parsed: ParsedGoal, library: Library) -> list[IntentScore]:
+    """Prefer methods whose slots the goal's structure fits.
+
+    Embeddings see "bring the can from the shelf to the person" as close to "move the
+    bottle to the shelf" as to "bring the ball to the person"; the words say a person
+    receives it and nothing names a destination. A method loses STRUCTURE_PENALTY when
+    the goal names a recipient ("to/for the person") it has no slot for, and when it
+    needs a place the goal does not name.
+    """
+    recipient = any(p.prep in ("to", "for") for p in parsed.people)
+    out: list[IntentScore] = []
+    for r in ranking:
+        method = library.methods.get(r.method)
+        if method is None:
+            out.append(r)
+            continue
+        penalty = 0.0
+        types = {s.type for s in method.slots.values()}
+        if recipient and not types & {"person", "target"}:
+            penalty += STRUCTURE_PENALTY
+        for slot in method.slots.values():
+            if slot.type in ("place", "surface", "container") and slot.default == "ask":
+                preps = slot.mention or [""]
+                if not any(fm.prep in preps for fm in parsed.furniture):
+                    penalty += STRUCTURE_PENALTY
+        out.append(IntentScore(r.method, r.score - penalty, r.example) if penalty else r)
+    return sorted(out, key=lambda x: -x.score)
 
 
 def _suggestions(library: Library | None) -> list[str]:

@@ -1,0 +1,54 @@
+"""What every behaviour of one run shares: the world handle, the latest observation, the
+policy factory, the settings and an event sink (the trace). Injected at construction, so a
+leaf never reaches for globals or for the simulator's ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from behaviors.protocols import PolicyFactory, WorldLike
+
+
+class BehaviorConfig(BaseModel):
+    """Tunables of the tree and the executor (all durations in simulated seconds)."""
+
+    confidence: float = Field(0.6, ge=0.0, le=1.0, description="a predicate holds when believed true with at least this confidence")
+    precondition_wait_s: float = Field(1.0, ge=0.0, description="how long a precondition may take to show up before the attempt fails")
+    stall_s: float = Field(6.0, gt=0.0, description="no progress for this long fails the attempt")
+    stall_state_tol: float = Field(0.01, gt=0.0, description="proprioception change (rad, m) that counts as progress")
+    stall_position_tol: float = Field(0.02, gt=0.0, description="believed object movement (m) that counts as progress")
+    stall_confidence_tol: float = Field(0.05, gt=0.0, description="success-confidence change that counts as progress")
+    chunk_actions: int = Field(0, ge=0, description="0: select_action every tick (the policy manages its chunk queue); "
+                                                       "N: execute the first N actions of each predicted chunk")
+    max_replans: int = Field(2, ge=0, description="repairs the planner may make before the goal is declared failed")
+    max_seconds: float = Field(600.0, gt=0.0, description="the whole run's budget")
+    action_summary_every: int = Field(20, ge=1, description="ticks between action summaries in the trace")
+
+
+@dataclass
+class RunContext:
+    world: WorldLike
+    policy_factory: PolicyFactory
+    namespace: str
+    config: BehaviorConfig = field(default_factory=BehaviorConfig)
+    emit: Callable[..., None] = lambda event, **fields: None
+    obs: dict[str, Any] | None = None
+    obs_version: int = 0
+    stepped: bool = False
+    actions: list[np.ndarray] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return float(self.world.time)
+
+    def step(self, action: np.ndarray) -> None:
+        """Send one action to the world (one control period) and keep the new observation."""
+        obs, _, _, _, _ = self.world.step(action)
+        self.obs = obs
+        self.obs_version += 1
+        self.stepped = True
+        self.actions.append(np.asarray(action, dtype=np.float64))

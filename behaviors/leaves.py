@@ -1,0 +1,155 @@
+"""Leaves: predicate conditions checked against perception's belief, and the skill leaf that
+runs a policy in closed loop, one control step per tick (py_trees' asynchronous action idiom:
+`initialise` starts, `update` polls and never blocks, `terminate` cancels)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import py_trees
+from py_trees.common import Status
+
+from behaviors import blackboard as bbk
+from behaviors.clock import StallDetector
+from behaviors.context import RunContext
+from perception.belief import Belief
+from planner.taskgraph import Subtask
+from scenarios.predicates import Predicate
+
+
+def unmet(belief: Belief | None, predicates: Sequence[Predicate], threshold: float) -> list[tuple[Predicate, float]]:
+    """The predicates not believed true with at least `threshold` confidence, with that confidence."""
+    out = []
+    for p in predicates:
+        if belief is None:
+            out.append((p, 0.0))
+            continue
+        truth, conf = belief.holds(p)
+        if not (truth and conf >= threshold):
+            out.append((p, conf if truth else 0.0 if conf == 0.0 else 1.0 - conf))
+    return out
+
+
+def _names(predicates: Sequence[Predicate]) -> str:
+    return ", ".join(str(p) for p in predicates) or "nothing"
+
+
+class PredicateCondition(py_trees.behaviour.Behaviour):
+    """SUCCESS when every predicate holds in the belief with enough confidence.
+
+    With `wait_s` > 0 it stays RUNNING that many simulated seconds for the predicates to show
+    up (perception may need a frame or two), then fails. `record` adds the failure's reason
+    to the blackboard; the "already done?" check of a subtask fails routinely and does not.
+    """
+
+    def __init__(self, name: str, predicates: Sequence[Predicate], ctx: RunContext, subtask_id: str | None,
+                 wait_s: float = 0.0, record: bool = True) -> None:
+        super().__init__(name=name)
+        self.predicates = tuple(predicates)
+        self.ctx = ctx
+        self.subtask_id = subtask_id
+        self.wait_s = wait_s
+        self.record = record
+        self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.FAILURES,) if record else ())
+        self._since = 0.0
+
+    def initialise(self) -> None:
+        self._since = self.ctx.clock()
+
+    def update(self) -> Status:
+        missing = unmet(self.bb.belief, self.predicates, self.ctx.config.confidence)
+        if not missing:
+            self.feedback_message = "holds"
+            return Status.SUCCESS
+        text = ", ".join(f"{p} ({c:.2f})" for p, c in missing)
+        if self.ctx.clock() - self._since < self.wait_s - 1e-9:
+            self.feedback_message = f"waiting for {text}"
+            return Status.RUNNING
+        self.feedback_message = f"not believed: {text}"
+        if self.record:
+            bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask_id, node=self.name,
+                                                           reason=f"{text} not believed true (threshold {self.ctx.config.confidence:g})",
+                                                           time=self.ctx.clock()))
+        return Status.FAILURE
+
+
+class SkillLeaf(py_trees.behaviour.Behaviour):
+    """Runs the subtask's policy: each tick one action to the world, RUNNING until perception
+    confirms every success predicate (SUCCESS), FAILURE when the policy gives up or nothing
+    has progressed for `stall_s` (see `StallDetector` for what counts as progress).
+    The attempt's timeout is the enclosing `WorldTimeout`'s job."""
+
+    def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
+        super().__init__(name=f"{subtask.id} {subtask.label}")
+        self.subtask = subtask
+        self.ctx = ctx
+        self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))
+        self.stall = StallDetector(ctx.config.stall_s, tolerance=1.0)
+        self.policy = None
+        self.queue: deque[np.ndarray] = deque()
+        self.steps = 0
+
+    def initialise(self) -> None:
+        self.policy = self.ctx.policy_factory(self.subtask)
+        self.policy.reset()
+        self.queue.clear()
+        self.steps = 0
+        self.stall.reset(self.ctx.clock())
+        self.feedback_message = "started"
+
+    def update(self) -> Status:
+        cfg = self.ctx.config
+        belief: Belief | None = self.bb.belief
+        if not unmet(belief, self.subtask.success, cfg.confidence):
+            self.feedback_message = f"success confirmed after {self.steps} steps"
+            return Status.SUCCESS
+        now = self.ctx.clock()
+        gave_up = getattr(self.policy, "failure", None)
+        if gave_up:
+            return self._fail(f"the policy gave up: {gave_up}")
+        if self.stall.update(now, self._progress(belief)):
+            return self._fail(f"stalled: no progress for {self.stall.idle_for(now):.1f} s")
+        obs = dict(self.ctx.obs or {})
+        obs["task"] = self.subtask.instruction
+        if cfg.chunk_actions == 0:
+            action = np.asarray(self.policy.select_action(obs))
+        else:
+            if not self.queue:
+                chunk = np.asarray(self.policy.predict_action_chunk(obs))
+                self.queue.extend(chunk[: cfg.chunk_actions])
+            action = self.queue.popleft()
+        self.ctx.step(action)
+        self.steps += 1
+        self.bb.last_action = {"subtask": self.subtask.id, "step": self.steps, "norm": round(float(np.linalg.norm(action)), 4)}
+        self.feedback_message = f"step {self.steps}, idle {self.stall.idle_for(now):.1f} s"
+        return Status.RUNNING
+
+    def terminate(self, new_status: Status) -> None:
+        if new_status == Status.INVALID:  # preempted or timed out: cancel; the executor holds the robot
+            self.queue.clear()
+            if self.policy is not None:
+                self.feedback_message = "cancelled"
+        self.policy = None
+
+    def _fail(self, reason: str) -> Status:
+        self.feedback_message = reason
+        bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask.id, node=self.name, reason=reason, time=self.ctx.clock()))
+        return Status.FAILURE
+
+    def _progress(self, belief: Belief | None) -> np.ndarray:
+        """Sensed quantities scaled by their tolerances (so a change > 1 is progress)."""
+        cfg = self.ctx.config
+        parts = []
+        state = (self.ctx.obs or {}).get("observation.state")
+        if state is not None:
+            parts.append(np.asarray(state, dtype=np.float64).ravel() / cfg.stall_state_tol)
+        if belief is not None:
+            for arg in self.subtask.args:
+                ob = belief.objects.get(arg)
+                if ob is not None:
+                    parts.append(np.asarray(ob.position, dtype=np.float64) / cfg.stall_position_tol)
+            conf = [belief.predicates.get(str(p.positive()), 0.0) for p in self.subtask.success]
+            parts.append(np.asarray(conf, dtype=np.float64) / cfg.stall_confidence_tol)
+        return np.concatenate(parts) if parts else np.zeros(0)

@@ -1,0 +1,185 @@
+"""Episodes of one skill: reach the skill's start state with the expert, then run the skill.
+
+An episode for a skill starts where its preconditions hold, reached by the expert itself
+and not recorded: `pick` after `navigate_to(object)`; `place`/`place_in` after
+`navigate_to(object)`, `pick(object)` and `navigate_to(surface)`; `handover` after
+`navigate_to(object)`, `pick(object)` and `navigate_to(person)`; `look_for` after turning
+the robot away by a random angle; `navigate_to` from the scenario's (randomised) start.
+Only the skill itself is recorded. Success is the skill's ground-truth predicate at the end.
+
+Recovery data: with `noise_std > 0` the executed action gets Gaussian noise on the base
+velocity and hand targets while the clean expert action is what the recorder keeps
+(DART); with `perturb` the start state is pushed off the expert's path first (the base
+shifted and turned a little, the hands moved a few centimetres).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from policy.expert.expert import SKILLS, ScriptedExpert, skill_succeeded, validate_skill
+from scenarios.robot import SIDES
+from scenarios.world import SimWorld
+
+StepHook = Callable[[dict[str, Any], np.ndarray], None]
+
+
+@dataclass
+class SkillResult:
+    skill: str
+    args: dict[str, str]
+    success: bool
+    reason: str  # "" on success
+    steps: int
+    seconds: float
+
+
+@dataclass
+class EpisodeConfig:
+    noise_std: float = 0.0  # DART noise scale (1.0 = 5 cm/s base, 1 cm hand)
+    perturb: bool = False
+
+
+def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, Any], *,
+              on_step: StepHook | None = None, noise_std: float = 0.0, rng: np.random.Generator | None = None,
+              timeout_s: float | None = None) -> tuple[SkillResult, dict[str, Any]]:
+    """Run the expert for one skill until it is done or times out (simulated seconds)."""
+    expert = ScriptedExpert(world, skill, args)
+    expert.reset()
+    timeout = timeout_s or SKILLS[skill].timeout_s
+    t0 = world.time
+    steps = 0
+    s = world.controller.layout.slices
+    while not expert.done and world.time - t0 < timeout:
+        action = expert.select_action(obs)
+        executed = action
+        if noise_std > 0 and rng is not None:
+            executed = action.copy()
+            executed[s["base"]] += rng.normal(0, 0.05 * noise_std, 3).astype(np.float32)
+            for side in SIDES:
+                executed[s[f"{side}.pos"]] += rng.normal(0, 0.01 * noise_std, 3).astype(np.float32)
+        if on_step is not None:
+            on_step(obs, action)
+        obs, *_ = world.step(executed)
+        steps += 1
+    # Let the world settle for a moment (objects come to rest) before judging.
+    hold = world.hold_action()
+    for _ in range(round(0.3 / world.control_period)):
+        obs, *_ = world.step(hold)
+    ok = skill_succeeded(world, skill, expert.args)
+    if expert.failure:
+        reason = expert.failure
+    elif not expert.done:
+        reason = f"timeout after {timeout:.0f} s"
+    else:
+        reason = "" if ok else f"finished but {skill} effect does not hold"
+    return SkillResult(skill, expert.args, ok, "" if ok else reason, steps, world.time - t0), obs
+
+
+def setup_steps(skill: str, args: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """The expert skills that bring the world to `skill`'s start state."""
+    if skill in ("place", "place_in"):
+        target = args.get("surface") or args["container"]
+        return [("navigate_to", {"target": args["object"]}), ("pick", {"object": args["object"]}), ("navigate_to", {"target": target})]
+    if skill == "handover":
+        return [("navigate_to", {"target": args["object"]}), ("pick", {"object": args["object"]}), ("navigate_to", {"target": args["person"]})]
+    if skill == "pick":
+        return [("navigate_to", {"target": args["object"]})]
+    return []
+
+
+def turn_away(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Turn the base by a random angle (0.8..2.8 rad, either way) and the head a little."""
+    angle = rng.uniform(0.8, 2.8) * rng.choice([-1.0, 1.0])
+    s = world.controller.layout.slices
+    a = world.hold_action()
+    rate = 0.8
+    steps = int(abs(angle) / rate / world.control_period)
+    for k in range(steps + 10):
+        a[s["base"]] = [0.0, 0.0, math.copysign(rate, angle) if k < steps else 0.0]
+        obs, *_ = world.step(a)
+    return obs
+
+
+def perturb(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Push the start state off the expert's path: shift and turn the base, move the hands."""
+    s = world.controller.layout.slices
+    a = world.hold_action()
+    vel = np.array([rng.uniform(-0.08, 0.0), rng.uniform(-0.1, 0.1), rng.uniform(-0.3, 0.3)])
+    for k in range(20):
+        a[s["base"]] = vel if k < 10 else 0.0
+        for side in SIDES:
+            if k == 0:
+                a[s[f"{side}.pos"]] += rng.uniform(-0.04, 0.04, 3).astype(np.float32)
+        obs, *_ = world.step(a)
+    return obs
+
+
+def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
+            task: str = "") -> tuple[dict[str, Any], list[SkillResult]]:
+    """Reset with `seed` and run the setup skills; returns the observation and the setup results."""
+    config = config or EpisodeConfig()
+    rng = np.random.default_rng([seed, 7])
+    obs, _ = world.reset(seed=seed, options={"task": task})
+    results = []
+    if skill == "look_for":
+        obs = turn_away(world, obs, rng)
+    for name, a in setup_steps(skill, args):
+        res, obs = run_skill(world, name, a, obs)
+        results.append(res)
+        if not res.success:
+            return obs, results
+    if config.perturb and skill != "look_for":
+        obs = perturb(world, obs, rng)
+    return obs, results
+
+
+@dataclass
+class EpisodeOutcome:
+    skill: str
+    args: dict[str, str]
+    seed: int
+    success: bool
+    reason: str
+    setup_failed: bool = False
+    steps: int = 0
+    seconds: float = 0.0
+    chain: list[SkillResult] = field(default_factory=list)
+
+
+def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
+                on_step: StepHook | None = None, task: str = "") -> EpisodeOutcome:
+    """Prepare the start state, then run (and optionally record) the skill."""
+    config = config or EpisodeConfig()
+    args = validate_skill(world.scenario, skill, args)
+    obs, setup = prepare(world, skill, args, seed, config, task)
+    if setup and not setup[-1].success:
+        bad = setup[-1]
+        return EpisodeOutcome(skill, args, seed, False, f"setup {bad.skill} failed: {bad.reason}", True, chain=setup)
+    rng = np.random.default_rng([seed, 11])
+    res, _ = run_skill(world, skill, args, obs, on_step=on_step, noise_std=config.noise_std, rng=rng)
+    return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, res.steps, res.seconds, setup + [res])
+
+
+CHAINS: dict[str, Callable[[str, str], list[tuple[str, dict[str, str]]]]] = {
+    "serve_drink": lambda obj, person: [
+        ("look_for", {"object": obj}), ("navigate_to", {"target": obj}), ("pick", {"object": obj}),
+        ("navigate_to", {"target": person}), ("handover", {"object": obj, "person": person}),
+    ],
+}
+
+
+def run_chain(world: SimWorld, steps: list[tuple[str, dict[str, str]]], seed: int) -> EpisodeOutcome:
+    """Run skills one after another from a fresh reset; fails at the first skill that fails."""
+    obs, _ = world.reset(seed=seed)
+    results = []
+    for name, a in steps:
+        res, obs = run_skill(world, name, a, obs)
+        results.append(res)
+        if not res.success:
+            return EpisodeOutcome("chain", {}, seed, False, f"{name}({', '.join(a.values())}): {res.reason}", chain=results)
+    return EpisodeOutcome("chain", {}, seed, True, "", chain=results, seconds=sum(r.seconds for r in results))

@@ -1,0 +1,495 @@
+"""The expert's skills as small phase machines over privileged state.
+
+Each skill is constructed with the names it acts on, then `tick(ctx)` is called once per
+control period: it reads the truth in `ctx`, advances its phase and edits `ctx.cmd` (the
+running command). `done` is set when the skill has finished its motion (success or not);
+`failure` names why it gave up, if it did. Success itself is judged outside, by the
+skill's ground-truth predicate (see `policy.expert.expert.success_predicate`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from policy.expert.geometry import approach_axis, to_base, to_world, wrap
+from policy.expert.grasps import PREGRASP_BACK, PREGRASP_UP, Grasp, choose_grasp, grasp_kind
+from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, Command
+from policy.expert.navigation import NavigationError, OccupancyGrid, PathFollower
+from policy.expert.targets import ApproachPose, approaches
+from scenarios.catalog import CATEGORIES
+from scenarios.ground_truth import PrivilegedState
+from scenarios.robot import SIDES
+from scenarios.schema import Scenario
+
+GRIP_WAIT = 0.6  # s with the gripper closed before lifting
+RELEASE_WAIT = 0.5  # s with the gripper open before retracting
+STAGING = 0.35  # m out from an approach pose, where the planned path ends
+FINAL_SPEED = 0.15  # m/s on the last, straight stretch to an approach pose
+
+
+@dataclass
+class Context:
+    """What a skill sees each tick: the truth, the robot's own state and the running command."""
+
+    scenario: Scenario
+    state: PrivilegedState
+    ee: dict[str, tuple[np.ndarray, np.ndarray]]  # side -> (pos, quat) in the base frame
+    opening: dict[str, float]
+    cmd: Command
+    dt: float
+    visible: Callable[[], tuple[str, ...]]  # objects in the head camera's view (renders: call sparingly)
+
+    @property
+    def base(self) -> tuple[float, float, float]:
+        return self.state.robot.base
+
+
+@dataclass
+class Skill:
+    """Base class: a phase name, a clock per phase, and the outcome flags."""
+
+    phase: str = "start"
+    phase_time: float = 0.0
+    done: bool = False
+    failure: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    def go(self, phase: str) -> None:
+        self.log.append(phase)
+        self.phase, self.phase_time = phase, 0.0
+
+    def fail(self, reason: str) -> None:
+        self.failure = reason
+        self.done = True
+
+    def tick(self, ctx: Context) -> None:
+        self.phase_time += ctx.dt
+        self._tick(ctx)
+
+    def _tick(self, ctx: Context) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def hold_arms(ctx: Context, except_side: str | None = None) -> bool:
+    """Arms not in use go to the driving posture (a held object's arm to the carry posture)."""
+    ok = True
+    for side in SIDES:
+        if side == except_side:
+            continue
+        if ctx.state.robot.holding.get(side):
+            ok &= ctx.cmd.move(side, CARRY_POS[side], ctx.cmd.rot[side] if _is_top(ctx.cmd.rot[side]) else np.zeros(3))
+        else:
+            ok &= ctx.cmd.move(side, DRIVE_POS[side], DRIVE_ROT, speed=0.35)
+            ctx.cmd.gripper(side, 0.0)
+    return ok
+
+
+def _is_top(rotvec: np.ndarray) -> bool:
+    return approach_axis(rotvec)[2] < -0.7
+
+
+def target_point(ctx: Context, target: str) -> np.ndarray:
+    st = ctx.state
+    if target in st.objects:
+        return np.asarray(st.objects[target].pos)
+    if target in st.people:
+        return np.asarray(st.people[target].hand)
+    f = st.furniture[target]
+    return np.array([f.pos[0], f.pos[1], f.size[2]])
+
+
+# ------------------------------------------------------------------------------ look_for
+@dataclass
+class LookFor(Skill):
+    """Turn the head, and the base when the head cannot turn far enough, until the object is in view."""
+
+    obj: str = ""
+    checks: int = 0
+    seen: int = 0
+    gazing: float = 0.0
+    walk: NavigateTo | None = None
+
+    def _tick(self, ctx: Context) -> None:
+        p = target_point(ctx, self.obj)
+        if self.walk is not None:
+            # Pointed at it for a while and still not seen (too far, or hidden): go closer.
+            self.walk.tick(ctx)
+            if self.walk.done:
+                self.walk = None
+        else:
+            hold_arms(ctx)
+        pan, _ = ctx.cmd.look_at(ctx.base, p)
+        bearing = pan
+        aligned = abs(ctx.cmd.head[0] - np.clip(pan, -1.4, 1.4)) < 0.1
+        self.gazing = self.gazing + ctx.dt if aligned else 0.0
+        if self.walk is None:
+            # Turn the base when the object lies beyond a comfortable head pan.
+            turn = abs(bearing) > math.radians(60)
+            ctx.cmd.base = np.array([0.0, 0.0, float(np.clip(1.2 * bearing, -0.7, 0.7)) if turn and abs(bearing) > 0.05 else 0.0])
+            if self.gazing > 2.0 and self.seen == 0 and self.phase == "start":
+                self.walk = NavigateTo(target=self.obj)
+                self.go("approach")
+        self.checks += 1
+        if self.checks % 3 == 0 and abs(ctx.cmd.head[0] - np.clip(pan, -1.4, 1.4)) < 0.1:
+            if self.obj in ctx.visible():
+                self.seen += 1
+            else:
+                self.seen = 0
+            if self.seen >= 2:
+                ctx.cmd.base = np.zeros(3)
+                self.walk = None
+                self.done = True
+        if self.phase_time > 18.0:
+            self.fail("object never came into view")
+
+
+# --------------------------------------------------------------------------- navigate_to
+@dataclass
+class NavigateTo(Skill):
+    """Plan around furniture and people on an occupancy grid (A*), drive there, then approach slowly."""
+
+    target: str = ""
+    arm: str | None = None
+    pose: ApproachPose | None = None
+    follower: PathFollower | None = None
+    last_xy: np.ndarray | None = None
+    still: float = 0.0
+
+    def plan(self, ctx: Context) -> None:
+        held = [s for s, o in ctx.state.robot.holding.items() if o]
+        self.arm = self.arm or (held[0] if held else None)
+        cands = approaches(ctx.scenario, ctx.state, self.target, self.arm)
+        if not cands:
+            self.fail("no free approach pose")
+            return
+        grid = OccupancyGrid(ctx.scenario, ctx.state)
+        start = np.array(ctx.base[:2])
+        best = None
+        for cost, pose in cands[:4]:
+            staging = pose.xy + np.asarray(pose.normal) * STAGING
+            if np.linalg.norm(start - pose.xy) < 0.6:
+                path, length = [start, pose.xy], float(np.linalg.norm(start - pose.xy))
+            else:
+                try:
+                    path = grid.plan(start, staging)
+                except NavigationError:
+                    continue
+                length = float(sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:])))
+            total = cost + 0.3 * length
+            if best is None or total < best[0]:
+                best = (total, pose, path)
+        if best is None:
+            self.fail("no path to any approach pose")
+            return
+        _, self.pose, path = best
+        self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
+
+    def _tick(self, ctx: Context) -> None:
+        ctx.cmd.look_at(ctx.base, target_point(ctx, self.target))
+        if self.phase == "start":
+            self.plan(ctx)
+            if self.done:
+                return
+            self.go("tuck")
+        if self.phase == "tuck":
+            ctx.cmd.base = np.zeros(3)
+            if hold_arms(ctx) or self.phase_time > 2.5:
+                self.go("drive")
+            return
+        hold_arms(ctx)
+        assert self.follower is not None and self.pose is not None
+        ctx.cmd.base = self.follower.command(ctx.base)
+        if self.phase == "drive" and self.follower.done:
+            xy = np.array(ctx.base[:2])
+            self.follower = PathFollower([xy, self.pose.xy], self.pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
+            self.follower.velocity = ctx.cmd.base.copy()
+            self.go("final")
+        elif self.phase == "final":
+            xy = np.array(ctx.base[:2])
+            moved = 1.0 if self.last_xy is None else float(np.linalg.norm(xy - self.last_xy))
+            self.last_xy = xy
+            self.still = self.still + ctx.dt if moved < 1e-4 and self.phase_time > 1.0 else 0.0
+            if self.follower.stopped or self.still > 1.0:
+                ctx.cmd.base = np.zeros(3)
+                self.done = True
+        if self.phase_time > 50.0:
+            self.fail("navigation timed out")
+
+
+# ---------------------------------------------------------------------------------- pick
+@dataclass
+class Pick(Skill):
+    """Pre-grasp, approach, close, lift and carry, with a grasp chosen for the object's shape."""
+
+    obj: str = ""
+    side: str = "left"
+    grasp: Grasp | None = None
+    retries: int = 0
+    align: PathFollower | None = None
+
+    def _window_ok(self, ctx: Context) -> bool:
+        ob = to_base(ctx.base, ctx.state.objects[self.obj].pos[:2])
+        kind = grasp_kind(ctx.scenario.object_by_id()[self.obj], ctx.state.objects[self.obj])
+        lo, hi = (0.24, 0.46) if kind == "top" else (0.30, 0.66)
+        sgn = 1.0 if ob[1] >= 0 else -1.0
+        return lo <= ob[0] <= hi and abs(ob[1] - sgn * 0.18) <= 0.15
+
+    def _plan(self, ctx: Context) -> None:
+        truth = ctx.state.objects[self.obj]
+        obj = ctx.scenario.object_by_id()[self.obj]
+        base = ctx.base
+        ob = to_base(base, truth.pos)
+        self.side = "left" if ob[1] >= 0 else "right"
+        sgn = 1.0 if self.side == "left" else -1.0
+        heading = base[2] + float(np.clip(math.atan2(ob[1] - sgn * 0.12, ob[0]), -0.5, 0.5))
+        support_z = truth.pos[2] - obj.height / 2
+        self.grasp = choose_grasp(obj, truth, heading, support_z)
+
+    def _targets(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(above, pre-grasp, grasp) positions and the orientation, in the base frame."""
+        g = self.grasp
+        assert g is not None
+        base = ctx.base
+        rot = g.rotvec(base[2])
+        point = to_base(base, g.point)
+        if g.kind == "top":
+            pre = point + [0, 0, PREGRASP_UP]
+            above = pre
+        else:
+            a = approach_axis(rot)
+            pre = point - a * PREGRASP_BACK + [0, 0, 0.015]
+            above = pre + [0, 0, 0.08]
+        return above, pre, point, rot
+
+    def _lift_height(self, ctx: Context) -> float:
+        obj = ctx.scenario.object_by_id()[self.obj]
+        truth = ctx.state.objects[self.obj]
+        f = ctx.scenario.furniture_by_id().get(truth.rests_on or obj.on)
+        if f is None or f.kind != "shelf":
+            return 0.10
+        top = truth.pos[2] + obj.height / 2
+        above = [h for h in f.surface_heights() if h > top + 0.005]
+        if not above:
+            return 0.10
+        return float(np.clip(above[0] - 0.02 - 0.025 - top, 0.02, 0.10))
+
+    def _tick(self, ctx: Context) -> None:
+        cmd = ctx.cmd
+        truth = ctx.state.objects[self.obj]
+        cmd.look_at(ctx.base, np.asarray(truth.pos))
+        if self.phase == "start":
+            cmd.base = np.zeros(3)
+            if truth.held_by is not None and truth.rests_on is None:
+                self.done = True  # already holding it
+                return
+            if not self._window_ok(ctx):
+                cands = approaches(ctx.scenario, ctx.state, self.obj)
+                if not cands or np.linalg.norm(cands[0][1].xy - np.array(ctx.base[:2])) > 0.6:
+                    self.fail("object out of reach from here")
+                    return
+                pose = cands[0][1]
+                self.align = PathFollower([np.array(ctx.base[:2]), pose.xy], pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
+                self.go("align")
+            else:
+                self._plan(ctx)
+                self.go("above")
+        if self.phase == "align":
+            hold_arms(ctx)
+            cmd.base = self.align.command(ctx.base)
+            if self.align.stopped or self.phase_time > 6.0:
+                cmd.base = np.zeros(3)
+                self._plan(ctx)
+                self.go("above")
+            return
+        cmd.base = np.zeros(3)
+        hold_arms(ctx, except_side=self.side)
+        s = self.side
+        above, pre, point, rot = self._targets(ctx)
+        if self.phase == "above":
+            cmd.gripper(s, 0.0)
+            if cmd.move(s, above, rot, speed=0.3) and self.phase_time > 0.3:
+                self.go("pre")
+        elif self.phase == "pre":
+            cmd.gripper(s, 0.0)
+            if cmd.move(s, pre, rot, speed=0.2):
+                self.go("approach")
+        elif self.phase == "approach":
+            if cmd.move(s, point, rot, speed=0.12) and np.linalg.norm(ctx.ee[s][0] - point) < 0.015:
+                self.go("close")
+            elif self.phase_time > 4.0:
+                self.go("close")
+        elif self.phase == "close":
+            cmd.gripper(s, 1.0)
+            if self.phase_time > GRIP_WAIT + 0.4:
+                if ctx.opening[s] < 0.01:
+                    self.retries += 1
+                    if self.retries > 2:
+                        self.fail("grasp missed three times")
+                        return
+                    self._plan(ctx)
+                    self.go("reopen")
+                else:
+                    self.lift_to = point + [0, 0, self._lift_height(ctx)]
+                    self.go("lift")
+        elif self.phase == "reopen":
+            cmd.gripper(s, 0.0)
+            if cmd.move(s, pre + [0, 0, 0.08], speed=0.15):
+                self.go("start")
+        elif self.phase == "lift":
+            if cmd.move(s, self.lift_to, speed=0.12):
+                self.go("retract")
+        elif self.phase == "retract":
+            back = self.lift_to - approach_axis(cmd.rot[s]) * 0.12 * (self.grasp.kind == "side")
+            back[2] = self.lift_to[2] + (0.0 if self.grasp.kind == "side" else 0.05)
+            if cmd.move(s, back, speed=0.15):
+                self.go("carry")
+        elif self.phase == "carry":
+            rot_goal = cmd.rot[s] if self.grasp.kind == "top" else np.zeros(3)
+            if self.grasp.kind == "top":
+                rot_goal = self.grasp.rotvec(self.grasp.heading)  # pointing down, turned straight
+            if cmd.move(s, CARRY_POS[s], rot_goal, speed=0.2):
+                self.done = True
+        if self.phase_time > 10.0:
+            self.fail(f"pick stuck in phase {self.phase}")
+
+
+# ---------------------------------------------------------------------- place / handover
+@dataclass
+class Release(Skill):
+    """Set a held object down on a surface, drop it in a bin or lay it on a person's palm."""
+
+    obj: str = ""
+    target: str = ""
+    side: str = "left"
+    spot: np.ndarray | None = None  # world point where the object's bottom goes
+    offset: np.ndarray | None = None  # object centre minus grasp site, base frame
+    mode: str = "surface"  # surface | bin | person
+    align: PathFollower | None = None
+    release_pos: np.ndarray | None = None
+
+    def _choose_spot(self, ctx: Context) -> np.ndarray | None:
+        st = ctx.state
+        obj = ctx.scenario.object_by_id()[self.obj]
+        if self.target in st.people:
+            self.mode = "person"
+            return np.asarray(st.people[self.target].hand, float)
+        f = st.furniture[self.target]
+        kind = ctx.scenario.furniture_by_id()[self.target].kind
+        if kind == "bin":
+            self.mode = "bin"
+            return np.array([f.pos[0], f.pos[1], f.size[2]])
+        height = f.size[2]
+        r = obj.footprint_radius
+        half = np.array(f.size[:2]) / 2 - r - 0.05
+        if np.any(half <= 0):
+            return None
+        sgn = 1.0 if self.side == "left" else -1.0
+        ideal = np.array([0.50, sgn * 0.2])
+        best = None
+        fb = (f.pos[0], f.pos[1], f.yaw)
+        for lx in np.arange(-half[0], half[0] + 1e-9, 0.03):
+            for ly in np.arange(-half[1], half[1] + 1e-9, 0.03):
+                w = to_world(fb, np.array([lx, ly]))
+                clear = min((float(np.linalg.norm(w - np.asarray(o.pos[:2]))) - CATEGORIES[ctx.scenario.object_by_id()[oid].category].footprint_radius()
+                             for oid, o in st.objects.items() if oid != self.obj and (o.rests_on == self.target)), default=1.0)
+                if clear < r + 0.04:
+                    continue
+                d = float(np.linalg.norm(to_base(ctx.base, w) - ideal))
+                if best is None or d < best[0]:
+                    best = (d, w)
+        if best is None:
+            return None
+        return np.array([best[1][0], best[1][1], height])
+
+    def _window_ok(self, ctx: Context) -> bool:
+        p = to_base(ctx.base, self.spot[:2])
+        if self.mode == "bin":
+            return 0.3 <= p[0] <= 0.7 and abs(p[1]) <= 0.4
+        sgn = 1.0 if self.side == "left" else -1.0
+        return 0.34 <= p[0] <= 0.64 and abs(p[1] - sgn * 0.2) <= 0.14
+
+    def _tick(self, ctx: Context) -> None:
+        cmd = ctx.cmd
+        st = ctx.state
+        if self.phase == "start":
+            held = [s for s, o in st.robot.holding.items() if o == self.obj]
+            if not held:
+                self.fail(f"not holding {self.obj}")
+                return
+            self.side = held[0]
+            self.spot = self._choose_spot(ctx)
+            if self.spot is None:
+                self.fail(f"no free spot on {self.target}")
+                return
+            if not self._window_ok(ctx):
+                arm = self.side
+                cands = approaches(ctx.scenario, st, self.target, arm)
+                if not cands or np.linalg.norm(cands[0][1].xy - np.array(ctx.base[:2])) > 0.6:
+                    self.fail(f"{self.target} out of reach from here")
+                    return
+                pose = cands[0][1]
+                self.align = PathFollower([np.array(ctx.base[:2]), pose.xy], pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
+                self.go("align")
+            else:
+                self.go("raise")
+        s = self.side
+        if self.spot is not None:
+            cmd.look_at(ctx.base, self.spot)
+        if self.phase == "align":
+            hold_arms(ctx)
+            cmd.base = self.align.command(ctx.base)
+            if self.align.stopped or self.phase_time > 6.0:
+                cmd.base = np.zeros(3)
+                self.spot = self._choose_spot(ctx)
+                if self.spot is None:
+                    self.fail(f"no free spot on {self.target}")
+                    return
+                self.go("raise")
+            return
+        cmd.base = np.zeros(3)
+        hold_arms(ctx, except_side=s)
+        obj = ctx.scenario.object_by_id()[self.obj]
+        truth = st.objects[self.obj]
+        if self.offset is None or self.phase in ("raise",):
+            site = ctx.ee[s][0]
+            self.offset = to_base(ctx.base, truth.pos) - site
+        spot_b = to_base(ctx.base, self.spot)
+        clearance = 0.10 if self.mode == "bin" else 0.035
+        over = spot_b + [0, 0, obj.height / 2 + clearance] - self.offset
+        rot = cmd.rot[s]
+        if self.phase == "raise":
+            up = cmd.pos[s].copy()
+            up[2] = max(up[2], over[2] + 0.05)
+            if cmd.move(s, up, speed=0.2):
+                self.go("over")
+        elif self.phase == "over":
+            high = over + [0, 0, 0.05]
+            if cmd.move(s, high, speed=0.22):
+                self.go("descend")
+        elif self.phase == "descend":
+            if cmd.move(s, over, speed=0.12):
+                self.go("release" if self.mode == "bin" else "lower")
+        elif self.phase == "lower":
+            low = spot_b + [0, 0, obj.height / 2 - 0.03] - self.offset
+            touching = truth.rests_on == self.target or self.target in truth.contacts
+            reached = cmd.move(s, low, speed=0.04)
+            if touching or reached:
+                self.go("release")
+        elif self.phase == "release":
+            if cmd.gripper(s, 0.0) and self.phase_time > 0.4 + RELEASE_WAIT:
+                self.release_pos = cmd.pos[s].copy()
+                self.go("retract")
+        elif self.phase == "retract":
+            a = approach_axis(rot)
+            goal = self.release_pos + ([0, 0, 0.10] if _is_top(rot) else -a * 0.14)
+            if cmd.move(s, goal, speed=0.15):
+                self.go("home")
+        elif self.phase == "home":
+            if hold_arms(ctx):
+                self.done = True
+        if self.phase_time > 10.0:
+            self.fail(f"{'handover' if self.mode == 'person' else 'place'} stuck in phase {self.phase}")

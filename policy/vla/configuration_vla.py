@@ -1,0 +1,58 @@
+"""Configuration of the VLA policy, saved as `config.json` beside its weights (LeRobot-style)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CAMERA_KEYS = ("observation.images.head", "observation.images.left_wrist", "observation.images.right_wrist")
+STATE_KEY = "observation.state"
+TASK_KEY = "task"
+CONFIG_NAME = "config.json"
+
+
+class VLAConfig(BaseModel):
+    """Sizes of the model and of what it reads and writes.
+
+    Defaults follow the compute budget in DESIGN.md: small images, 16-64 channels, d=128,
+    two transformer layers and a 20-step action chunk train at a few hundred samples/s on
+    two CPU cores and infer a chunk in a few milliseconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = "vla"
+    image_keys: tuple[str, ...] = CAMERA_KEYS
+    image_size: tuple[int, int] = Field((64, 80), description="(height, width) images are resized to")
+    state_dim: int = Field(52, ge=1)
+    action_dim: int = Field(19, ge=1)
+    chunk_size: int = Field(20, ge=1, le=200, description="H: actions predicted per chunk")
+    n_action_steps: int = Field(10, ge=1, description="actions executed from a chunk before predicting the next")
+    channels: tuple[int, ...] = Field((16, 32, 64), description="per conv stage of the image encoder")
+    grid: tuple[int, int] = Field((3, 4), description="spatial tokens per camera after pooling")
+    text_dim: int = Field(384, description="MiniLM sentence embedding size")
+    d_model: int = Field(128, ge=16)
+    n_heads: int = Field(4, ge=1)
+    n_layers: int = Field(2, ge=1)
+    dim_feedforward: int = Field(256, ge=16)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VLAConfig:
+        if self.n_action_steps > self.chunk_size:
+            raise ValueError(f"n_action_steps ({self.n_action_steps}) cannot exceed chunk_size ({self.chunk_size})")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not self.image_keys:
+            raise ValueError("image_keys must name at least one camera")
+        return self
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> VLAConfig:
+        return cls.model_validate_json((directory / CONFIG_NAME).read_text())

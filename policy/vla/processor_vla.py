@@ -1,0 +1,144 @@
+"""Observation and action conversion for the VLA: checks, resizing, normalisation, text.
+
+The processor owns everything that turns a world observation into model tensors and model
+outputs back into world actions, so the model itself only ever sees normalised tensors.
+Normalisation statistics are saved beside the weights (`processor.safetensors`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from policy.vla.configuration_vla import STATE_KEY, TASK_KEY, VLAConfig
+
+PROCESSOR_NAME = "processor.safetensors"
+TextEmbedder = Callable[[list[str]], torch.Tensor]
+
+
+class ObservationError(ValueError):
+    """An observation the policy cannot use; the message names the key and what was expected."""
+
+
+def default_text_embedder() -> TextEmbedder:
+    """The frozen MiniLM encoder (shared with the planner), loaded on first use."""
+    from planner.language import get_encoder
+
+    encoder = get_encoder()
+    return encoder.encode
+
+
+class VLAProcessor:
+    """Normalises states and actions and embeds instructions, with a per-string cache."""
+
+    def __init__(self, config: VLAConfig, stats: Mapping[str, torch.Tensor] | None = None, text_embedder: TextEmbedder | None = None) -> None:
+        self.config = config
+        zeros = lambda n: torch.zeros(n)  # noqa: E731
+        ones = lambda n: torch.ones(n)  # noqa: E731
+        stats = dict(stats or {})
+        self.stats = {
+            "state_mean": stats.get("state_mean", zeros(config.state_dim)).float(),
+            "state_std": stats.get("state_std", ones(config.state_dim)).float(),
+            "action_mean": stats.get("action_mean", zeros(config.action_dim)).float(),
+            "action_std": stats.get("action_std", ones(config.action_dim)).float(),
+        }
+        for key, value in self.stats.items():
+            want = config.state_dim if key.startswith("state") else config.action_dim
+            if value.shape != (want,):
+                raise ValueError(f"normalisation stat {key} has shape {tuple(value.shape)}, expected ({want},)")
+        self._embed = text_embedder
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    # -- statistics -----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, config: VLAConfig, states: np.ndarray, actions: np.ndarray, text_embedder: TextEmbedder | None = None) -> VLAProcessor:
+        """Statistics from training data; tiny stds are floored so constant dims stay finite."""
+        def moments(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.as_tensor(x, dtype=torch.float64)
+            return x.mean(0).float(), x.std(0).clamp(min=1e-3).float()
+
+        sm, ss = moments(states)
+        am, as_ = moments(actions)
+        return cls(config, {"state_mean": sm, "state_std": ss, "action_mean": am, "action_std": as_}, text_embedder)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.stats.items()}, str(directory / PROCESSOR_NAME))
+
+    @classmethod
+    def load(cls, directory: Path, config: VLAConfig, text_embedder: TextEmbedder | None = None) -> VLAProcessor:
+        return cls(config, load_file(str(directory / PROCESSOR_NAME)), text_embedder)
+
+    # -- conversion -----------------------------------------------------------------------
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """(B, text_dim) embeddings, computed once per distinct instruction string."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            if self._embed is None:
+                self._embed = default_text_embedder()
+            with self._lock:
+                vectors = self._embed(missing).float()
+                if vectors.shape[-1] != self.config.text_dim:
+                    raise ValueError(f"text embedder returned size {vectors.shape[-1]}, config.text_dim is {self.config.text_dim}")
+                for text, vec in zip(missing, vectors):
+                    self._text_cache[text] = vec
+        return torch.stack([self._text_cache[t] for t in texts])
+
+    def normalise_state(self, state: torch.Tensor) -> torch.Tensor:
+        return (state - self.stats["state_mean"]) / self.stats["state_std"]
+
+    def normalise_action(self, action: torch.Tensor) -> torch.Tensor:
+        return (action - self.stats["action_mean"]) / self.stats["action_std"]
+
+    def unnormalise_action(self, action: torch.Tensor) -> torch.Tensor:
+        return action * self.stats["action_std"] + self.stats["action_mean"]
+
+    def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """(B, n_cameras, 3, H, W) float images in [0, 1] at the configured size.
+
+        Accepts uint8 HxWx3 (one frame, as the world gives) or BxHxWx3, or float BxCxHxW.
+        """
+        out = []
+        h, w = self.config.image_size
+        for key in self.config.image_keys:
+            if key not in batch:
+                raise ObservationError(f"observation has no {key!r}; this policy reads {list(self.config.image_keys)} and {STATE_KEY!r}")
+            x = torch.as_tensor(np.asarray(batch[key])) if not isinstance(batch[key], torch.Tensor) else batch[key]
+            if x.ndim == 3:
+                x = x.unsqueeze(0)
+            if x.ndim != 4 or (x.shape[-1] != 3 and x.shape[1] != 3):
+                raise ObservationError(f"{key} has shape {tuple(x.shape)}; expected HxWx3 or BxHxWx3 uint8 (or Bx3xHxW float)")
+            if x.shape[-1] == 3 and x.shape[1] != 3:
+                x = x.permute(0, 3, 1, 2)
+            x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+            if x.shape[-2:] != (h, w):
+                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+            out.append(x)
+        return torch.stack(out, dim=1)
+
+    def state(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        if STATE_KEY not in batch:
+            raise ObservationError(f"observation has no {STATE_KEY!r} (proprioception)")
+        x = torch.as_tensor(np.asarray(batch[STATE_KEY]), dtype=torch.float32) if not isinstance(batch[STATE_KEY], torch.Tensor) else batch[STATE_KEY].float()
+        if x.ndim == 1:
+            x = x.unsqueeze(0)
+        if x.shape[-1] != self.config.state_dim:
+            raise ObservationError(f"{STATE_KEY} has {x.shape[-1]} values; this policy was built for {self.config.state_dim}")
+        return self.normalise_state(x)
+
+    def tasks(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor:
+        task = batch.get(TASK_KEY)
+        if task is None or (isinstance(task, str) and not task.strip()):
+            raise ObservationError(f"observation has no {TASK_KEY!r}: the policy needs the instruction it is conditioned on")
+        texts = [task] * batch_size if isinstance(task, str) else list(task)
+        if len(texts) != batch_size:
+            raise ObservationError(f"{len(texts)} task strings for a batch of {batch_size}")
+        return self.embed_text(texts)
