@@ -241,10 +241,16 @@ class Executor:
     def _failed_unit(self) -> SubtaskRetry | None:
         return next((u for u in units(self.tree.root) if u.status == Status.FAILURE), None) if self.tree else None
 
+    def _last_reason(self, sid: str | None) -> str:
+        for record in reversed(self.bb.failures or []):
+            if record.subtask == sid:
+                return record.reason
+        return "failed"
+
     def _recover(self) -> None:
         unit = self._failed_unit()
         sid = unit.subtask.id if unit else self.current_subtask
-        reason = unit.reasons[-1] if unit and unit.reasons else "failed"
+        reason = unit.reasons[-1] if unit and unit.reasons else self._last_reason(sid)
         self.reasons.append(f"{sid} {unit.subtask.label if unit else ''}: {reason}".replace("  ", " "))
         if self.replanner is None or unit is None:
             self._finish("failed", failed=sid)

@@ -36,7 +36,7 @@ class SubtaskRetry(py_trees.decorators.Retry):
     `subtask`, failure reasons, trace events)."""
 
     def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext) -> None:
-        super().__init__(name=f"{subtask.id} {subtask.label}", child=child, num_failures=subtask.retries + 1)
+        super().__init__(name=f"{subtask.id}: {subtask.instruction}", child=child, num_failures=subtask.retries + 1)
         self.subtask = subtask
         self.ctx = ctx
         self.bb = bbk.attach(self, ctx.namespace, write=(bbk.SUBTASK, bbk.FAILURES))

@@ -21,12 +21,14 @@ from perception.detection import Detection, position_for
 from perception.geometry import project
 from scenarios.kinematics import Pose, RobotFrames
 
-OUT_OF_VIEW_TAU = 300.0  # s: confidence half-life-ish while the place is not in view
+OUT_OF_VIEW_TAU = 600.0  # s: time constant of the confidence decay while the place is not in view
 MISSING_FACTOR = 0.5  # per frame when the place is in plain view but the object is not seen
 GRASP_DISTANCE = 0.07  # m: a track this close to a closing gripper's site is in that hand
 OPEN = 0.096  # m: gripper opening above this is open
 EMPTY = 0.012  # m: gripper opening below this is closed on nothing
 MATCH_GATE = 40.0
+CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
+JUMP_GATE = 0.25  # m
 
 
 @dataclass
@@ -88,9 +90,13 @@ class Tracker:
                 if t.colour != d.colour or t.category not in d.category_costs:
                     continue
                 c = d.category_costs[t.category]
-                if t.known and t.confidence > 0.2:
-                    pos = position_for(d, t.category, camera_pos)
-                    c += min((np.linalg.norm(pos - t.position) / 0.15) ** 2, 20.0) * t.confidence
+                if c > CATEGORY_GATE:
+                    continue  # not that shape
+                if t.known and t.confidence > 0.2 and t.held_side is None:
+                    dist = float(np.linalg.norm(position_for(d, t.category, camera_pos) - t.position))
+                    if dist > JUMP_GATE and d.category_costs[t.category] > min(d.category_costs.values()):
+                        continue  # far from where it was, and another category fits the detection better
+                    c += min((dist / 0.15) ** 2, 20.0) * t.confidence
                 cost[i, j] = c
         rows, cols = linear_sum_assignment(cost)
         out: dict[str, Detection] = {}

@@ -123,9 +123,14 @@ def test_holding_follows_a_real_grasp_and_notices_a_slip(kitchen: SimWorld) -> N
 
 
 def test_people_and_their_hands_are_seen(kitchen: SimWorld) -> None:
+    from perception.evaluation import look_at
+
     kitchen.reset(seed=1)
     perception = Perception.for_world(kitchen)
-    belief = _look(kitchen, perception, times=2)
+    look_at(kitchen, np.asarray(kitchen.scenario.people[0].hand_position()))
+    belief = None
+    for _ in range(2):
+        belief = perception.update(hold(kitchen, 1), time=kitchen.time)
     truth = kitchen.privileged_state()
     hand = belief.people["person_1"].hand
     assert hand is not None

@@ -1,0 +1,93 @@
+"""Recovery: a subtask that fails for good makes the executor ask the planner for a repair."""
+
+from __future__ import annotations
+
+import py_trees
+import pytest
+
+from behaviors.context import BehaviorConfig
+from behaviors.executor import Executor
+from behaviors.protocols import ReplanRefused
+from planner.taskgraph import TaskGraph
+from tests.behaviors_fakes import FakeFactory, FakePerception, FakeWorld, Script, subtask
+
+
+@pytest.fixture(autouse=True)
+def _clean_blackboard():
+    yield
+    py_trees.blackboard.Blackboard.clear()
+
+
+def graph(*ids: str) -> TaskGraph:
+    g = TaskGraph(goal="serve")
+    prev: list[str] = []
+    for sid in ids:
+        g.add(subtask(sid, f"visible({sid})", retries=1), after=prev)
+        prev = [sid]
+    return g
+
+
+class ScriptedReplanner:
+    """Returns the given graphs in turn and records what it was asked."""
+
+    def __init__(self, *graphs: TaskGraph) -> None:
+        self.graphs = list(graphs)
+        self.calls: list[tuple[str, list[str], set[str]]] = []
+
+    def __call__(self, goal, belief, graph, failed, reasons):
+        self.calls.append((failed.id, list(reasons), {k for k, v in belief.predicates.items() if v >= 0.5}))
+        if not self.graphs:
+            raise ReplanRefused("no other way to do it")
+        return self.graphs.pop(0)
+
+
+SCRIPTS = {
+    "pick": Script(0.3, effects=("visible(pick)",)),
+    "hand": Script(0.3, effects=("visible(hand)",), give_up_attempts=99),  # always gives up
+    "pick2": Script(0.3, effects=("visible(pick2)",)),
+    "hand2": Script(0.3, effects=("visible(hand2)",)),
+}
+ORDER = ["pick", "hand", "pick2", "hand2"]
+
+
+def run(replanner, max_replans=2):
+    world = FakeWorld(SCRIPTS, ORDER)
+    factory = FakeFactory(world)
+    ex = Executor(world, FakePerception(), factory, graph("pick", "hand"), goal="serve", replanner=replanner,
+                  config=BehaviorConfig(max_replans=max_replans))
+    ex.start()
+    out = ex.run()
+    ex.close()
+    return ex, out, factory
+
+
+def test_failure_after_retries_replans_from_the_current_belief_and_succeeds():
+    rp = ScriptedReplanner(graph("pick2", "hand2"))
+    ex, out, factory = run(rp)
+    assert out.status == "succeeded" and out.replans == 1
+    failed, reasons, believed = rp.calls[0]
+    assert failed == "hand" and "could not grasp" in reasons[-1]
+    assert "visible(pick)" in believed  # the repair starts from what is believed now
+    assert factory.made == ["pick", "hand", "hand", "pick2", "hand2"]
+    ev = next(e for e in ex.events if e["event"] == "replanned")
+    assert ev["subtasks"] == ["pick2", "hand2"] and "graph" in ev
+
+
+def test_replans_are_bounded_and_the_chain_of_reasons_is_kept():
+    rp = ScriptedReplanner(graph("hand"), graph("hand"), graph("hand"))
+    ex, out, _ = run(rp, max_replans=2)
+    assert out.status == "failed" and out.failed_subtask == "hand" and out.replans == 2
+    assert len(rp.calls) == 2
+    assert sum("could not grasp" in r for r in out.reasons) == 3
+    assert out.reasons[-1] == "gave up after 2 replan(s)"
+
+
+def test_a_refused_repair_fails_the_goal_with_the_planners_reason():
+    ex, out, _ = run(ScriptedReplanner())
+    assert out.status == "failed"
+    assert out.reasons[-1] == "replanning refused: no other way to do it"
+
+
+def test_no_replanner_fails_at_once():
+    ex, out, _ = run(None)
+    assert out.status == "failed" and out.replans == 0 and len(out.reasons) == 1

@@ -1,0 +1,180 @@
+"""The task graph as a behaviour tree: structure, ordering, retries, timeouts, stalls — with a fake world."""
+
+from __future__ import annotations
+
+import py_trees
+import pytest
+from py_trees.common import Status
+
+from behaviors.context import BehaviorConfig
+from behaviors.executor import Executor
+from behaviors.tree import SubtaskRetry, components
+from planner.taskgraph import TaskGraph
+from tests.behaviors_fakes import FakeFactory, FakePerception, FakeWorld, Script, approx, chain, subtask
+
+
+def make(graph: TaskGraph, scripts: dict[str, Script], facts: set[str] | None = None, **cfg) -> tuple[Executor, FakeWorld, FakeFactory]:
+    order = [s.id for s in graph.order()]
+    world = FakeWorld(scripts, order, facts)
+    factory = FakeFactory(world)
+    ex = Executor(world, FakePerception(), factory, graph, goal="fake goal", config=BehaviorConfig(**cfg))
+    ex.start()
+    return ex, world, factory
+
+
+def started(ex: Executor) -> list[str]:
+    return [e["subtask"] for e in ex.events if e["event"] == "subtask_started"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_blackboard():
+    yield
+    py_trees.blackboard.Blackboard.clear()
+
+
+def test_unit_is_retry_over_world_timeout_over_ppa_selector():
+    ex, *_ = make(chain(["t1"], pre=("visible(thing)",), retries=2), {"t1": Script(effects=("visible(t1)",))})
+    unit = ex.root.children[0].children[0]
+    assert isinstance(unit, SubtaskRetry) and isinstance(unit, py_trees.decorators.Retry)
+    assert unit.num_failures == 3  # retries=2 → three attempts
+    timeout = unit.decorated
+    ppa = timeout.decorated
+    assert isinstance(ppa, py_trees.composites.Selector) and not ppa.memory
+    done, run = ppa.children
+    assert "done?" in done.name
+    assert isinstance(run, py_trees.composites.Sequence) and run.memory
+    assert [c.name for c in run.children] == ["t1 pre visible(thing)", "t1 t(thing)", "t1 confirm"]
+    ex.close()
+
+
+def test_chain_runs_in_order_and_world_time_counts_ticks():
+    g = chain(["t1", "t2", "t3"])
+    ex, world, _ = make(g, {s: Script(0.5, effects=(f"visible({s})",)) for s in ("t1", "t2", "t3")})
+    out = ex.run()
+    assert out.status == "succeeded"
+    assert started(ex) == ["t1", "t2", "t3"]
+    assert approx(out.time_s, 1.5)  # 3 × 0.5 s of work, one control period per tick
+    assert approx(world.time, world.steps * world.dt)
+    ex.close()
+
+
+def test_independent_chains_run_one_after_another_deterministically():
+    g = TaskGraph(goal="tidy")
+    g.add(subtask("a1", "visible(a1)", group="a"))
+    g.add(subtask("b1", "visible(b1)", group="b"))
+    g.add(subtask("a2", "visible(a2)", group="a"), after=["a1"])
+    g.add(subtask("b2", "visible(b2)", group="b"), after=["b1"])
+    assert [[s.id for s in c] for c in components(g)] == [["a1", "a2"], ["b1", "b2"]]
+    ex, *_ = make(g, {s: Script(0.2, effects=(f"visible({s})",)) for s in ("a1", "a2", "b1", "b2")})
+    assert [c.name for c in ex.root.children] == ["chain a", "chain b"]
+    assert ex.run().status == "succeeded"
+    assert started(ex) == ["a1", "a2", "b1", "b2"]
+    ex.close()
+
+
+def test_already_true_subtask_is_skipped_without_running_its_policy():
+    ex, world, factory = make(chain(["t1", "t2"]), {"t1": Script(effects=("visible(t1)",)), "t2": Script(effects=("visible(t2)",))},
+                              facts={"visible(t1)"})
+    assert ex.run().status == "succeeded"
+    assert factory.made == ["t2"]
+    ex.close()
+
+
+def test_precondition_waits_then_fails_the_attempt_with_a_reason():
+    g = chain(["t1"], pre=("holding(cup)",), retries=0)
+    ex, world, factory = make(g, {"t1": Script(effects=("visible(t1)",))}, precondition_wait_s=0.5)
+    out = ex.run()
+    assert out.status == "failed" and out.failed_subtask == "t1"
+    assert "holding(cup)" in out.reasons[0]
+    assert factory.made == []  # the skill never started
+    assert approx(out.time_s, 0.5) or out.time_s <= 0.55
+    ex.close()
+
+
+def test_retry_after_policy_gives_up_then_succeeds():
+    ex, world, factory = make(chain(["t1"], retries=2), {"t1": Script(0.3, effects=("visible(t1)",), give_up_attempts=2)})
+    out = ex.run()
+    assert out.status == "succeeded"
+    assert factory.attempts["t1"] == 3
+    retries = [e for e in ex.events if e["event"] == "subtask_retry"]
+    assert [e["attempt"] for e in retries] == [2, 3]
+    assert all("could not grasp" in e["reason"] for e in retries)
+    ex.close()
+
+
+def test_retries_exhausted_fail_the_goal_with_the_reason():
+    ex, *_ = make(chain(["t1", "t2"], retries=1), {"t1": Script(effects=("visible(t1)",), give_up_attempts=5),
+                                                  "t2": Script(effects=("visible(t2)",))})
+    out = ex.run()
+    assert out.status == "failed" and out.failed_subtask == "t1"
+    assert "could not grasp" in out.reasons[0]
+    assert started(ex) == ["t1"]
+    ex.close()
+
+
+def test_timeout_counts_simulated_seconds():
+    ex, world, factory = make(chain(["t1"], timeout=2.0, retries=1), {"t1": Script(effects=("visible(t1)",), never=True)})
+    out = ex.run()
+    assert out.status == "failed"
+    assert "timed out" in out.reasons[0]
+    assert factory.attempts["t1"] == 2
+    assert 4.0 <= out.time_s <= 4.2  # two attempts of 2 s of world time, whatever the wall clock did
+    ex.close()
+
+
+def test_stall_detector_fails_an_attempt_that_makes_no_progress():
+    ex, world, factory = make(chain(["t1"], timeout=30.0, retries=1),
+                              {"t1": Script(0.5, effects=("visible(t1)",), stall_attempts=1)}, stall_s=2.0)
+    out = ex.run()
+    assert out.status == "succeeded"
+    retry = next(e for e in ex.events if e["event"] == "subtask_retry")
+    assert retry["reason"].startswith("stalled: no progress for 2.0 s")
+    assert 2.0 <= retry["time"] <= 2.2  # well before the 30 s timeout
+    ex.close()
+
+
+def test_action_chunks_are_consumed():
+    ex, world, factory = make(chain(["t1"]), {"t1": Script(1.0, effects=("visible(t1)",))}, chunk_actions=5)
+    assert ex.run().status == "succeeded"
+    assert len([a for a in world.actions if a[0] >= 0]) == 20
+    ex.close()
+
+
+def test_blackboard_keys_have_declared_access():
+    ex, *_ = make(chain(["t1"]), {"t1": Script(effects=("visible(t1)",))})
+    ex.tick()
+    bb = py_trees.blackboard.Blackboard
+    leaf = next(n for n in ex.root.iterate() if n.name == "t1 t(thing)")
+    client = leaf.blackboards[0]
+    assert f"{ex.namespace}/belief" in client.read and f"{ex.namespace}/last_action" in client.write
+    assert bb.get(f"{ex.namespace}/subtask") == "t1"
+    assert bb.get(f"{ex.namespace}/last_action")["subtask"] == "t1"
+    with pytest.raises(AttributeError):
+        client.subtask = "x"  # not declared writable
+    ex.close()
+    assert not bb.exists(f"{ex.namespace}/belief")
+
+
+def test_runs_are_identical_whatever_the_wall_clock(monkeypatch):
+    scripts = {"t1": Script(0.4, effects=("visible(t1)",), stall_attempts=1), "t2": Script(0.6, effects=("visible(t2)",))}
+    a, wa, _ = make(chain(["t1", "t2"]), scripts, stall_s=1.0)
+    out_a = a.run()
+    a.close()
+    import time
+
+    clock = iter(range(0, 10**9, 1000))  # a wall clock that jumps 1000 s per reading
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+    b, wb, _ = make(chain(["t1", "t2"]), scripts, stall_s=1.0)
+    out_b = b.run()
+    b.close()
+    assert out_a.status == out_b.status == "succeeded"
+    assert out_a.ticks == out_b.ticks and len(wa.actions) == len(wb.actions)
+
+
+def test_root_status_and_tree_render():
+    ex, *_ = make(chain(["t1"]), {"t1": Script(effects=("visible(t1)",))})
+    ex.tick()
+    assert ex.root.status == Status.RUNNING
+    text = py_trees.display.unicode_tree(ex.root, show_status=True)
+    assert "t1 t(thing)" in text
+    ex.close()
