@@ -144,24 +144,40 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
 
 
 def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int) -> list[np.ndarray]:
-    """Join segments of one object broken by occlusion; split segments that span several objects."""
-    centres = [points[g[:, 0], g[:, 1]].mean(axis=0) for g in groups]
-    merged: list[list[int]] = []
-    for i, c in enumerate(centres):
-        for m in merged:
-            if np.linalg.norm(centres[m[0]][:2] - c[:2]) < 0.05 and abs(centres[m[0]][2] - c[2]) < 0.15:
-                m.append(i)
-                break
-        else:
-            merged.append([i])
+    """Join segments of one object broken by shading or occlusion; split segments that span several objects.
+
+    Two segments join when their image boxes touch and together they are no wider in the
+    world than one object; a segment wider than an object is split by k-means.
+    """
+    boxes = [(g[:, 0].min(), g[:, 1].min(), g[:, 0].max(), g[:, 1].max()) for g in groups]
+    xyz = [points[g[:, 0], g[:, 1]] for g in groups]
+    parent = list(range(len(groups)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(groups)):
+        for j in range(i + 1, len(groups)):
+            a, b = boxes[i], boxes[j]
+            gap = max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
+            if gap > 3 or root(i) == root(j):
+                continue
+            both = np.concatenate([xyz[i], xyz[j]])
+            if np.ptp(both[:, :2], axis=0).max() < 0.11 and np.ptp(both[:, 2]) < 0.3:
+                parent[root(j)] = root(i)
+    merged: dict[int, list[int]] = {}
+    for i in range(len(groups)):
+        merged.setdefault(root(i), []).append(i)
     out: list[np.ndarray] = []
-    for m in merged:
+    for m in merged.values():
         pix = np.concatenate([groups[i] for i in m])
-        xyz = points[pix[:, 0], pix[:, 1]]
-        span = np.ptp(xyz[:, :2], axis=0).max() if len(xyz) else 0.0
+        pts = np.concatenate([xyz[i] for i in m])
+        span = np.ptp(pts[:, :2], axis=0).max() if len(pts) else 0.0
         k = min(max(expected, 1), int(np.ceil(span / 0.1)))
         if span > 0.14 and k >= 2 and len(pix) >= 2 * MIN_PIXELS:
-            out.extend(_kmeans_split(pix, xyz[:, :2], k))
+            out.extend(_kmeans_split(pix, pts[:, :2], k))
         else:
             out.append(pix)
     return [p for p in out if len(p) >= 4]

@@ -28,7 +28,7 @@ OPEN = 0.096  # m: gripper opening above this is open
 EMPTY = 0.012  # m: gripper opening below this is closed on nothing
 MATCH_GATE = 40.0
 CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
-JUMP_GATE = 0.25  # m
+JUMP_GATE = 0.15  # m
 
 
 @dataclass

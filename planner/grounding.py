@@ -37,6 +37,7 @@ INDEFINITE = {"a", "an", "some", "any"}
 FILLER = {"that", "which", "is", "are", "sitting", "lying", "standing", "there", "over", "one", "located", "placed"}
 MASS_WORDS = {"everything", "stuff", "mess", "clutter", "junk", "crockery", "tableware", "dishes", "refreshments"}
 POSSESSIVE_SPEAKER = {"my", "mine", "our"}
+OBJECT_PRONOUNS = {"me", "us", "him", "her", "them"}
 _CONTRACTIONS = [
     (re.compile(r"n't\b"), " not"), (re.compile(r"'m\b"), " am"), (re.compile(r"'re\b"), " are"),
     (re.compile(r"'s\b"), " is"), (re.compile(r"'d\b"), " would"), (re.compile(r"'ll\b"), " will"), (re.compile(r"'ve\b"), " have"),
@@ -216,6 +217,7 @@ class ObjectMention:
 class PersonMention:
     id: str | None  # None: the speaker
     prep: str
+    object_pronoun: bool = False  # "me", "him": someone receives something
 
 
 @dataclass
@@ -288,11 +290,11 @@ def parse(text: str, library: Library, scene: Scene) -> ParsedGoal:
             last_prep = ""
         elif t.kind == "person":
             pid = t.value if t.value in scene.people_ids else None
-            goal.people.append(PersonMention(pid if pid else "__any__", last_prep))
+            goal.people.append(PersonMention(pid if pid else "__any__", last_prep, t.value in OBJECT_PRONOUNS))
             last_prep = ""
         elif t.kind == "speaker":
             if t.value not in POSSESSIVE_SPEAKER:
-                goal.people.append(PersonMention(None, last_prep))
+                goal.people.append(PersonMention(None, last_prep, t.value in OBJECT_PRONOUNS))
             last_prep = ""
         elif t.kind == "prep":
             last_prep = t.value

@@ -37,16 +37,24 @@ log = structlog.get_logger(__name__)
 MIN_SIMILARITY = 0.42
 """Below this cosine similarity to every example a goal is unknown."""
 CACHE_ENV = "VLA_AGENT_CACHE_DIR"
+THREADS_ENV = "VLA_AGENT_PLANNER_THREADS"
 CANONICAL_VERSION = "c1"
 """Bump when `grounding.canonical` changes: cached phrase embeddings depend on it."""
 MAX_TOKENS = 64
 
 
 class Encoder:
-    """Lazily loaded, thread-safe MiniLM: mean-pooled, L2-normalised sentence embeddings."""
+    """Lazily loaded, thread-safe MiniLM: mean-pooled, L2-normalised sentence embeddings.
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    `threads`: torch intra-op threads, set when the model loads. torch's setting is
+    process-wide; the default (1, or $VLA_AGENT_PLANNER_THREADS; 0 leaves torch alone) is
+    what keeps a one-sentence forward pass at ~15 ms on shared cores, where two threads
+    measured 150-450 ms (they wait on each other whenever another process holds a core).
+    """
+
+    def __init__(self, model_dir: Path | None = None, threads: int | None = None) -> None:
         self._model_dir = model_dir
+        self.threads = int(os.environ.get(THREADS_ENV, "1")) if threads is None else threads
         self._lock = threading.Lock()
         self._model = None
         self._tokenizer = None
@@ -71,10 +79,12 @@ class Encoder:
                 return
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import torch  # noqa: F401  (imported here: loading torch costs seconds)
+            import torch  # imported here: loading torch costs seconds
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
+            if self.threads > 0 and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
             hf_logging.disable_progress_bar()
             hf_logging.set_verbosity_error()
             path = str(self.model_dir)

@@ -103,7 +103,7 @@ def rerank(ranking: list[IntentScore], parsed: ParsedGoal, library: Library) -> 
     the goal names a recipient ("to/for the person") it has no slot for, and when it
     needs a place the goal does not name.
     """
-    recipient = any(p.prep in ("to", "for") for p in parsed.people)
+    recipient = any(p.prep in ("to", "for") or p.object_pronoun for p in parsed.people)
     out: list[IntentScore] = []
     for r in ranking:
         method = library.methods.get(r.method)
