@@ -44,19 +44,30 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 
 def _accuracy_table(title: str, reports: list) -> Table:
+    """Localisation per scenario (one row each), narrow enough for an 80-column terminal."""
+    table = Table(title=title)
+    for col in ("scenario", "frames", "detected / visible", "median err (cm)", "p95 err (cm)", "off > 5 cm"):
+        table.add_column(col, justify="right" if col != "scenario" else "left")
+    for r in reports:
+        med, p95 = r.error_stats()
+        table.add_row(r.name, str(r.frames), f"{r.visible_detected} / {r.visible_total}", _fmt(med * 100, 2), _fmt(p95 * 100, 2),
+                      str(r.identity_swaps))
+    return table
+
+
+def _predicate_table(title: str, reports: list) -> Table:
+    """Precision / recall of every predicate, one column per scenario."""
     from perception.evaluation import PREDICATES
 
     table = Table(title=title)
-    for col in ("scenario", "frames", "detected / visible", "median err (cm)", "p95 err (cm)", "id swaps"):
-        table.add_column(col, justify="right" if col != "scenario" else "left")
-    for p in PREDICATES:
-        table.add_column(f"{p} P / R", justify="right")
+    table.add_column("predicate")
     for r in reports:
-        med, p95 = r.error_stats()
-        row = [r.name, str(r.frames), f"{r.visible_detected} / {r.visible_total}", _fmt(med * 100, 2), _fmt(p95 * 100, 2), str(r.identity_swaps)]
-        for p in PREDICATES:
+        table.add_column(r.name, justify="right")
+    for p in PREDICATES:
+        row = [p]
+        for r in reports:
             c = r.predicates[p]
-            row.append(f"{_fmt(c.precision)} / {_fmt(c.recall)}" + ("" if c.tp + c.fn else " (no positives)"))
+            row.append(f"{_fmt(c.precision, 2)} / {_fmt(c.recall, 2)}" if c.tp + c.fn + c.fp else "no positives")
         table.add_row(*row)
     return table
 
@@ -100,10 +111,13 @@ def register(app: typer.Typer) -> None:
         overall = Report("all")
         for r in reports:
             overall.merge(r)
-        console.print(_accuracy_table(f"Perception accuracy ({frames} frames per scenario, seed {seed})", [*reports, overall]))
+        console.print(_accuracy_table(f"Localisation ({frames} frames per scenario, seed {seed})", [*reports, overall]))
+        console.print(_predicate_table("Predicates: precision / recall", [*reports, overall]))
         if robust:
-            console.print(_accuracy_table("Robustness (arm occluding the target; lights at the ends of the scenario's range; "
-                                          "the distractors scene has same-category objects of other colours)", robust))
+            title = ("Robustness: arm occluding the target; lights at the ends of the scenario's range "
+                     "(distractors: same category in other colours)")
+            console.print(_accuracy_table(title, robust))
+            console.print(_predicate_table("Robustness predicates: precision / recall", robust))
         lat = sorted(overall.latencies_ms)
         if lat:
             console.print(f"update latency during eval: p50 {lat[len(lat) // 2]:.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms", highlight=False)

@@ -19,6 +19,8 @@ class BehaviorConfig(BaseModel):
 
     confidence: float = Field(0.6, ge=0.0, le=1.0, description="a predicate holds when believed true with at least this confidence")
     precondition_wait_s: float = Field(1.0, ge=0.0, description="how long a precondition may take to show up before the attempt fails")
+    confirm_s: float = Field(0.15, ge=0.0, description="success must stay believed this long before the skill succeeds (perception flicker)")
+    settle_s: float = Field(2.0, ge=0.0, description="a policy that reports `done` gets this long after success is believed to finish its motion")
     stall_s: float = Field(6.0, gt=0.0, description="no progress for this long fails the attempt")
     stall_state_tol: float = Field(0.01, gt=0.0, description="proprioception change (rad, m) that counts as progress")
     stall_position_tol: float = Field(0.02, gt=0.0, description="believed object movement (m) that counts as progress")

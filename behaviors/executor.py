@@ -26,7 +26,7 @@ from behaviors import blackboard as bbk
 from behaviors.context import BehaviorConfig, RunContext
 from behaviors.protocols import PerceptionLike, PolicyFactory, ReplanRefused, Replanner, WorldLike
 from behaviors.trace import TraceWriter, snapshot
-from behaviors.tree import SubtaskRetry, build_tree, release, units
+from behaviors.tree import BehaviourTree, SubtaskRetry, build_tree, release, units
 from perception.belief import Belief
 from planner.taskgraph import TaskGraph
 
@@ -77,7 +77,7 @@ class Executor:
         self.ctx = RunContext(world, policy_factory, self.namespace, self.config, emit=self._emit)
         self.bb = bbk.initialise(self.namespace)
         self.graph = graph
-        self.tree: py_trees.trees.BehaviourTree | None = None
+        self.tree: BehaviourTree | None = None
         self.visitor = py_trees.visitors.SnapshotVisitor()
         self.events: list[dict[str, Any]] = []
         self.reasons: list[str] = []
@@ -197,9 +197,10 @@ class Executor:
         if self.tree is not None:
             release(self.tree.root)
         self.graph = graph
-        self.tree = py_trees.trees.BehaviourTree(build_tree(graph, self.ctx, name=self.goal))
+        self.tree = BehaviourTree(build_tree(graph, self.ctx, name=self.goal))
         self.visitor = py_trees.visitors.SnapshotVisitor()
         self.tree.add_visitor(self.visitor)
+        self._names = {b.id: b.name for b in self.tree.root.iterate()}
         self.tree.add_post_tick_handler(self._trace_tick)
         for listener in self.tree_listeners:
             listener(self)
@@ -207,7 +208,7 @@ class Executor:
     def _trace_tick(self, tree: py_trees.trees.BehaviourTree) -> None:
         if self.trace is None:
             return
-        names = {b.id: b.name for b in tree.root.iterate()}
+        names = self._names
         fields: dict[str, Any] = {"status": tree.root.status.value, "subtask": self.current_subtask,
                                   "visited_path": [names.get(i, str(i)) for i in self.visitor.visited]}
         if self.visitor.changed:

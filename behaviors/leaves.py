@@ -18,18 +18,36 @@ from perception.belief import Belief
 from planner.taskgraph import Subtask
 from scenarios.predicates import Predicate
 
+STALL_SAMPLE_S = 0.2
+"""The stall detector looks at progress this often (simulated seconds)."""
+
 
 def unmet(belief: Belief | None, predicates: Sequence[Predicate], threshold: float) -> list[tuple[Predicate, float]]:
-    """The predicates not believed true with at least `threshold` confidence, with that confidence."""
+    """The predicates not believed true with at least `threshold` confidence, with the belief
+    that each is true. Mirrors `Belief.holds` on pre-split keys: it runs every tick."""
     out = []
+    probs = belief.predicates if belief is not None else {}
     for p in predicates:
-        if belief is None:
+        key, negated = _key(p)
+        prob = probs.get(key)
+        if prob is None:  # no evidence: false (a negated predicate: true, with confidence 0)
             out.append((p, 0.0))
             continue
-        truth, conf = belief.holds(p)
-        if not (truth and conf >= threshold):
-            out.append((p, conf if truth else 0.0 if conf == 0.0 else 1.0 - conf))
+        truth = (prob >= 0.5) != negated
+        confidence = prob if prob >= 0.5 else 1.0 - prob
+        if not (truth and confidence >= threshold):
+            out.append((p, 1.0 - prob if negated else prob))
     return out
+
+
+_KEYS: dict[Predicate, tuple[str, bool]] = {}
+
+
+def _key(p: Predicate) -> tuple[str, bool]:
+    k = _KEYS.get(p)
+    if k is None:
+        k = _KEYS[p] = (str(p.positive()), p.negated)
+    return k
 
 
 def _names(predicates: Sequence[Predicate]) -> str:
@@ -79,7 +97,12 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     """Runs the subtask's policy: each tick one action to the world, RUNNING until perception
     confirms every success predicate (SUCCESS), FAILURE when the policy gives up or nothing
     has progressed for `stall_s` (see `StallDetector` for what counts as progress).
-    The attempt's timeout is the enclosing `WorldTimeout`'s job."""
+    The attempt's timeout is the enclosing `WorldTimeout`'s job.
+
+    Confirmation: the predicates must stay believed for `confirm_s` (one-frame flicker does
+    not end a skill), and a policy that exposes `done` (the scripted expert) may finish its
+    motion first — up to `settle_s` — so a pick is not cut off between closing the fingers
+    and lifting the object."""
 
     def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
         super().__init__(name=f"{subtask.id} {subtask.label}")
@@ -90,6 +113,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.policy = None
         self.queue: deque[np.ndarray] = deque()
         self.steps = 0
+        self._next_stall_check = 0.0
 
     def initialise(self) -> None:
         self.policy = self.ctx.policy_factory(self.subtask)
@@ -97,20 +121,31 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.queue.clear()
         self.steps = 0
         self.stall.reset(self.ctx.clock())
+        self._next_stall_check = self.ctx.clock()
+        self._believed_since: float | None = None
         self.feedback_message = "started"
 
     def update(self) -> Status:
         cfg = self.ctx.config
         belief: Belief | None = self.bb.belief
-        if not unmet(belief, self.subtask.success, cfg.confidence):
-            self.feedback_message = f"success confirmed after {self.steps} steps"
-            return Status.SUCCESS
         now = self.ctx.clock()
+        if not unmet(belief, self.subtask.success, cfg.confidence):
+            if self._believed_since is None:
+                self._believed_since = now
+            held = now - self._believed_since
+            done = getattr(self.policy, "done", True)  # a policy may say when its motion is over
+            if held >= cfg.confirm_s - 1e-9 and (done or held >= cfg.settle_s - 1e-9):
+                self.feedback_message = f"success confirmed after {self.steps} steps"
+                return Status.SUCCESS
+        else:
+            self._believed_since = None
         gave_up = getattr(self.policy, "failure", None)
         if gave_up:
             return self._fail(f"the policy gave up: {gave_up}")
-        if self.stall.update(now, self._progress(belief)):
-            return self._fail(f"stalled: no progress for {self.stall.idle_for(now):.1f} s")
+        if now >= self._next_stall_check - 1e-9:  # sampled: progress is judged over seconds, not ticks
+            self._next_stall_check = now + STALL_SAMPLE_S
+            if self.stall.update(now, self._progress(belief)):
+                return self._fail(f"stalled: no progress for {self.stall.idle_for(now):.1f} s")
         obs = dict(self.ctx.obs or {})
         obs["task"] = self.subtask.instruction
         if cfg.chunk_actions == 0:
@@ -122,7 +157,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             action = self.queue.popleft()
         self.ctx.step(action)
         self.steps += 1
-        self.bb.last_action = {"subtask": self.subtask.id, "step": self.steps, "norm": round(float(np.linalg.norm(action)), 4)}
+        self.bb.last_action = {"subtask": self.subtask.id, "step": self.steps, "norm": round(float(np.sqrt(np.dot(action, action))), 4)}
         self.feedback_message = f"step {self.steps}, idle {self.stall.idle_for(now):.1f} s"
         return Status.RUNNING
 
@@ -144,12 +179,14 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         parts = []
         state = (self.ctx.obs or {}).get("observation.state")
         if state is not None:
-            parts.append(np.asarray(state, dtype=np.float64).ravel() / cfg.stall_state_tol)
+            parts.append(np.asarray(state, dtype=np.float64).ravel() * (1.0 / cfg.stall_state_tol))
         if belief is not None:
+            extra = []
             for arg in self.subtask.args:
                 ob = belief.objects.get(arg)
                 if ob is not None:
-                    parts.append(np.asarray(ob.position, dtype=np.float64) / cfg.stall_position_tol)
-            conf = [belief.predicates.get(str(p.positive()), 0.0) for p in self.subtask.success]
-            parts.append(np.asarray(conf, dtype=np.float64) / cfg.stall_confidence_tol)
+                    extra.extend(v / cfg.stall_position_tol for v in ob.position)
+            probs = belief.predicates
+            extra.extend(probs.get(_key(p)[0], 0.0) / cfg.stall_confidence_tol for p in self.subtask.success)
+            parts.append(np.asarray(extra, dtype=np.float64))
         return np.concatenate(parts) if parts else np.zeros(0)

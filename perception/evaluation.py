@@ -198,7 +198,7 @@ class EvalConfig:
     lighting_frames: int = 20
 
 
-SCAN = ((0.0, 0.75), (0.7, 0.55), (1.3, 0.45), (-0.7, 0.55), (-1.3, 0.45))
+SCAN = ((0.0, 0.75), (0.7, 0.55), (1.3, 0.45), (1.3, 0.25), (-0.7, 0.55), (-1.3, 0.45), (-1.3, 0.25))
 
 
 def scan(world, perception: Perception) -> None:

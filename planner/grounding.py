@@ -227,6 +227,7 @@ class ParsedGoal:
     objects: list[ObjectMention] = field(default_factory=list)
     furniture: list[FurnitureMention] = field(default_factory=list)
     people: list[PersonMention] = field(default_factory=list)
+    unknown_nouns: list[str] = field(default_factory=list)  # "the keys": a thing the planner has no word for
 
     def known_word_fraction(self) -> float:
         if not self.tags:
@@ -255,8 +256,11 @@ def parse(text: str, library: Library, scene: Scene) -> ParsedGoal:
 
     while i < n:
         t = tags[i]
-        if t.kind == "det":
+        if t.kind == "det" or (t.kind == "speaker" and t.value in POSSESSIVE_SPEAKER):
             pending["indefinite"] = t.value in INDEFINITE
+            unknown = _unknown_noun(tags, i + 1)
+            if unknown:
+                goal.unknown_nouns.append(unknown)
         elif t.kind == "all":
             pending["all"] = True
         elif t.kind == "colour":
@@ -305,6 +309,21 @@ def parse(text: str, library: Library, scene: Scene) -> ParsedGoal:
             side=pending["side"], extreme=pending["extreme"],
         ))
     return goal
+
+
+def _unknown_noun(tags: list[Tag], j: int) -> str | None:
+    """The unknown word a determiner introduces ("the keys"), if no known noun follows it."""
+    words = []
+    while j < len(tags) and len(words) < 3:
+        t = tags[j]
+        if t.kind in ("category", "group", "furniture", "fkind", "person", "speaker", "robot"):
+            return None
+        if t.kind != "word" and t.kind not in ("colour", "closest", "farthest", "left", "right", "all"):
+            break
+        if t.kind == "word":
+            words.append(t.value)
+        j += 1
+    return words[-1] if words else None
 
 
 def _post_modifiers(tags: list[Tag], j: int, m: ObjectMention, goal: ParsedGoal, scene: Scene) -> int:
@@ -404,8 +423,11 @@ def resolve_objects(
         same_cat = [o.description for o in objects.values() if m.categories is None or o.category in m.categories]
         here = _join(sorted({o.description for o in objects.values()}), "and") if objects else "nothing"
         if m.colours and same_cat:
-            raise CannotPlan("unknown_object", f"there is no {what}{where} in this scene; the {m.words} here: {_join(sorted(set(same_cat)), 'and')}")
-        raise CannotPlan("unknown_object", f"there is no {what}{where} in this scene (objects here: {here})")
+            kinds = sorted(set(same_cat))
+            listing = f"the only {m.words} here is the {kinds[0]}" if len(kinds) == 1 else f"here there are: {_join(kinds, 'and')}"
+            raise CannotPlan("unknown_object", f"there is no {what}{where} in this scene; {listing}")
+        code = "impossible" if m.group and not m.colours and not locs else "unknown_object"  # "a drink": the scene lacks one
+        raise CannotPlan(code, f"there is no {what}{where} in this scene (objects here: {here})")
     if allowed is not None:
         fitting = [o for o in cands if o.category in allowed]
         if not fitting:
@@ -429,7 +451,7 @@ def resolve_objects(
             ranked = sorted(ids, key=lambda i: -sign * lat[i])
             if sign * (lat[ranked[0]] - lat[ranked[1]]) < SIDE_MARGIN:
                 close = [i for i in ranked if sign * (lat[ranked[0]] - lat[i]) < SIDE_MARGIN]
-                raise NeedClarification(slot, f"Which {what} do you mean? {_join([scene.the(i) for i in close])} are about as far to {whose} {m.side}.",
+                raise NeedClarification(slot, f"Which {what} do you mean? {_join([scene.the(i) for i in close], 'and')} are about as far to {whose} {m.side}.",
                                         [Candidate(id=i, description=scene.describe(i)) for i in close])
             ids = ranked[:1]
         else:
@@ -446,7 +468,8 @@ def resolve_objects(
             if sign * (dist[ranked[1]] - dist[ranked[0]]) < SIDE_MARGIN:
                 close = [i for i in ranked if sign * (dist[i] - dist[ranked[0]]) < SIDE_MARGIN]
                 who = "you" if anchor != ROBOT_ID else "me"
-                raise NeedClarification(slot, f"Which {what} do you mean? {_join([f'{scene.the(i)} ({dist[i]:.2f} m)' for i in close])} are about as close to {who}.",
+                how = "close to" if m.extreme == "closest" else "far from"
+                raise NeedClarification(slot, f"Which {what} do you mean? {_join([f'{scene.the(i)} ({dist[i]:.2f} m)' for i in close], 'and')} are about as {how} {who}.",
                                         [Candidate(id=i, description=scene.describe(i)) for i in close])
         ids = ranked[:1] if not m.plural else ranked
     if len(ids) > 1 and not (m.plural and many):

@@ -251,7 +251,6 @@ def language_problem(text: str, known_words: set[str]) -> str | None:
     english = sum(1 for t in tokens if t in ENGLISH)
     if foreign >= 2 and foreign > english:
         return "the goal does not look like English"
-    known = sum(1 for t in tokens if t in ENGLISH or t in known_words)
-    if known / len(tokens) < 0.34:
-        return "the goal does not read as English words the planner knows"
+    if not any(t in ENGLISH or t in known_words for t in tokens):
+        return "the goal does not read as English: none of its words are ones the planner knows"
     return None

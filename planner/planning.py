@@ -307,6 +307,10 @@ def _bind_objects(name: str, slot: SlotSpec, parsed: ParsedGoal, scene: Scene, l
             raise NeedClarification(name, f"Which one do you mean: {_join([scene.the(i) for i in ids])}?",
                                     [Candidate(id=i, description=scene.describe(i)) for i in ids])
         return ids
+    if parsed.unknown_nouns and slot.default == "ask":
+        word = parsed.unknown_nouns[0]
+        here = _join(sorted({o.description for o in scene.belief.objects.values()}), "and") if scene.belief.objects else "nothing"
+        raise CannotPlan("unknown_object", f"there is no {word!r} in this scene, or no word for it in the planner's catalogue (objects here: {here})")
     cands = [o.id for o in scene.belief.objects.values() if allowed is None or o.category in allowed]
     if slot.default == "all":
         return filtered(cands)

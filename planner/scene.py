@@ -43,9 +43,14 @@ class Scene:
     def people_ids(self) -> list[str]:
         return list(self.belief.people) or [p.id for p in self.scenario.people]
 
+    @cached_property
+    def inventory(self) -> dict:
+        """The scenario's objects: what a lost object was, when perception no longer tracks it."""
+        return self.scenario.object_by_id()
+
     def kind(self, entity: str) -> str:
         """'object', 'person', 'robot', 'floor' or the furniture kind."""
-        if entity in self.belief.objects:
+        if entity in self.belief.objects or entity in self.inventory:
             return "object"
         if entity in self.furniture:
             return self.furniture[entity].kind
@@ -78,6 +83,8 @@ class Scene:
             o = self.belief.objects[entity]
             same = [x for x in self.belief.objects.values() if x.colour == o.colour and x.category == o.category]
             return o.description if len(same) == 1 else f"{o.description} ({entity.replace('_', ' ')})"
+        if entity in self.inventory:
+            return self.inventory[entity].description
         if entity in self.furniture:
             f = self.furniture[entity]
             same_kind = [x for x in self.furniture.values() if x.kind == f.kind]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from scenarios.predicates import Predicate
 
@@ -33,6 +33,11 @@ class Subtask(BaseModel):
     timeout_s: float = Field(description="simulated seconds per attempt")
     retries: int = Field(ge=0, description="attempts after the first before the subtask fails")
     group: str | None = Field(None, description="the chain (e.g. the object being tidied) this subtask belongs to")
+
+    @field_serializer("preconditions", "success")
+    def _as_text(self, preds: tuple[Predicate, ...]) -> list[str]:
+        """Predicates as the vocabulary writes them ('holding(red_cup)'); they parse back."""
+        return [str(p) for p in preds]
 
     @property
     def label(self) -> str:
@@ -119,7 +124,7 @@ class TaskGraph:
         raw = nx.node_link_graph(data, directed=True, edges="edges")
         out = cls(**raw.graph)
         for n, d in raw.nodes(data=True):
-            out.graph.add_node(n, subtask=Subtask.model_validate(d))
+            out.graph.add_node(n, subtask=Subtask.model_validate({**d, "id": n}))
         out.graph.add_edges_from(raw.edges)
         return out
 

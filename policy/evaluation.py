@@ -37,8 +37,6 @@ def sample_args(scenario: Scenario, skill: str, rng: np.random.Generator) -> dic
     out = {}
     for name, kind in spec.params:
         choices = candidates(scenario, kind)
-        if skill == "place" and kind == "surface":
-            choices = [c for c in choices if c not in candidates(scenario, "container")] or choices
         if not choices:
             return None
         out[name] = str(rng.choice(choices))

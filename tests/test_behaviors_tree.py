@@ -17,6 +17,7 @@ def make(graph: TaskGraph, scripts: dict[str, Script], facts: set[str] | None = 
     order = [s.id for s in graph.order()]
     world = FakeWorld(scripts, order, facts)
     factory = FakeFactory(world)
+    cfg.setdefault("confirm_s", 0.0)
     ex = Executor(world, FakePerception(), factory, graph, goal="fake goal", config=BehaviorConfig(**cfg))
     ex.start()
     return ex, world, factory
@@ -39,7 +40,7 @@ def test_unit_is_retry_over_world_timeout_over_ppa_selector():
     assert unit.num_failures == 3  # retries=2 → three attempts
     timeout = unit.decorated
     ppa = timeout.decorated
-    assert isinstance(ppa, py_trees.composites.Selector) and not ppa.memory
+    assert isinstance(ppa, py_trees.composites.Selector) and ppa.memory
     done, run = ppa.children
     assert "done?" in done.name
     assert isinstance(run, py_trees.composites.Sequence) and run.memory
@@ -177,4 +178,29 @@ def test_root_status_and_tree_render():
     assert ex.root.status == Status.RUNNING
     text = py_trees.display.unicode_tree(ex.root, show_status=True)
     assert "t1 t(thing)" in text
+    ex.close()
+
+
+def test_success_waits_for_confirmation_and_for_a_policy_that_says_when_it_is_done():
+    from tests.behaviors_fakes import FakePolicy
+
+    class SlowFinisher(FakePolicy):
+        @property
+        def done(self) -> bool:  # keeps moving (e.g. lifting) for 20 steps after the effect shows
+            return self.calls >= 30
+
+    g = chain(["t1", "t2"])
+    scripts = {"t1": Script(0.5, effects=("visible(t1)",)), "t2": Script(0.5, effects=("visible(t2)",))}
+    world = FakeWorld(scripts, ["t1", "t2"])
+    factory = FakeFactory(world)
+    policies = {"t1": SlowFinisher(0), "t2": FakePolicy(1)}
+    ex = Executor(world, FakePerception(), lambda s: (factory(s), policies[s.id])[1], g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.2, settle_s=5.0))
+    ex.start()
+    out = ex.run()
+    assert out.status == "succeeded"
+    t1_steps = sum(1 for a in world.actions if a[0] == 0)
+    assert t1_steps == 30  # not cut off when visible(t1) first showed (step 10)
+    t2_steps = sum(1 for a in world.actions if a[0] == 1)
+    assert t2_steps == 10 + 4  # 0.5 s of work, then 0.2 s of confirmation
     ex.close()

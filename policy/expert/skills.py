@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from policy.expert.geometry import approach_axis, to_base, to_world, wrap
+from policy.expert.geometry import approach_axis, to_base, to_world
 from policy.expert.grasps import PREGRASP_BACK, PREGRASP_UP, Grasp, choose_grasp, grasp_kind
 from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, Command
 from policy.expert.navigation import NavigationError, OccupancyGrid, PathFollower
@@ -139,7 +139,7 @@ class LookFor(Skill):
                 self.seen += 1
             else:
                 self.seen = 0
-            if self.seen >= 2:
+            if self.seen >= 3 and (self.walk is None or self.seen >= 4):
                 ctx.cmd.base = np.zeros(3)
                 self.walk = None
                 self.done = True
@@ -154,6 +154,7 @@ class NavigateTo(Skill):
 
     target: str = ""
     arm: str | None = None
+    grid: OccupancyGrid | None = None
     pose: ApproachPose | None = None
     follower: PathFollower | None = None
     last_xy: np.ndarray | None = None
@@ -186,6 +187,7 @@ class NavigateTo(Skill):
             self.fail("no path to any approach pose")
             return
         _, self.pose, path = best
+        self.grid = grid
         self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
 
     def _tick(self, ctx: Context) -> None:
@@ -198,6 +200,22 @@ class NavigateTo(Skill):
         if self.phase == "tuck":
             ctx.cmd.base = np.zeros(3)
             if hold_arms(ctx) or self.phase_time > 2.5:
+                far = np.linalg.norm(np.array(ctx.base[:2]) - self.pose.xy) > 0.6
+                self.go("backoff" if far and not self.grid.is_free(np.array(ctx.base[:2])) else "drive")
+            return
+        if self.phase == "backoff":
+            # Close to furniture (just picked or placed): back straight out before turning.
+            hold_arms(ctx)
+            v = -0.15 if self.phase_time < 0.8 or not self.grid.is_free(np.array(ctx.base[:2])) else 0.0
+            ctx.cmd.base = np.array([v, 0.0, 0.0])
+            if v == 0.0 or self.phase_time > 4.0:
+                ctx.cmd.base = np.zeros(3)
+                path = self.follower.waypoints
+                try:
+                    path = self.grid.plan(np.array(ctx.base[:2]), path[-1])
+                except NavigationError:
+                    pass
+                self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
                 self.go("drive")
             return
         hold_arms(ctx)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policy.expert.geometry import to_base, to_world, wrap
+from policy.expert.geometry import to_base, to_world
 from policy.expert.grasps import grasp_kind, preferred_forward
 from policy.expert.navigation import Obstacle, obstacles
 from scenarios.ground_truth import FurnitureTruth, PrivilegedState

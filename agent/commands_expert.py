@@ -1,0 +1,182 @@
+"""Commands for the scripted expert and demonstration data: `collect`, `expert eval`, `expert bench`.
+
+The lead wires them in with `register(app)`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from agent.exit_codes import ExitCode
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+def _scenarios(names: list[str]) -> tuple[str, ...]:
+    from scenarios.loading import ScenarioError, builtin_scenarios, load_scenario
+
+    if not names or names == ["all"]:
+        return tuple(sorted(builtin_scenarios()))
+    for n in names:
+        try:
+            load_scenario(n)
+        except ScenarioError as exc:
+            _fail(f"--scenario {n!r} is not a usable scenario:\n" + "\n".join(f"  {i}" for i in exc.issues))
+    return tuple(names)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        _fail(f"--image-size {text!r} must look like HEIGHTxWIDTH, e.g. 96x128")
+    if not (16 <= h <= 480 and 16 <= w <= 640):
+        _fail(f"--image-size {text!r} must be within 16x16 .. 480x640")
+    return h, w
+
+
+def register(app: typer.Typer) -> None:
+    """Add `collect` and the `expert` sub-app (`eval`, `bench`) to `app`."""
+    expert_app = typer.Typer(help="The scripted expert: success table and collection benchmark.", no_args_is_help=True)
+    app.add_typer(expert_app, name="expert")
+
+    @app.command("collect")
+    def collect_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (LeRobot v2.1 layout).")],
+        scenario: Annotated[list[str], typer.Option("--scenario", help="Scenario name or file; repeat for several; 'all' = built-ins.")] = ["all"],
+        skills: Annotated[str, typer.Option("--skills", help="Comma-separated skills: look_for,navigate_to,pick,place,place_in,handover.")] = "pick",
+        episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes in total (cycling over scenarios and skills).")] = 10,
+        seed: Annotated[int, typer.Option("--seed", help="Episode k uses seed SEED+k.")] = 0,
+        arg: Annotated[list[str], typer.Option("--arg", help="Pin a skill argument, e.g. --arg object=red_cup.")] = [],
+        image_size: Annotated[str, typer.Option("--image-size", help="Recorded camera size HEIGHTxWIDTH.")] = "96x128",
+        workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
+        dart: Annotated[float, typer.Option("--dart", help="Share of episodes with noise on executed actions.")] = 0.25,
+        perturb: Annotated[float, typer.Option("--perturb", help="Share of episodes started from a perturbed state.")] = 0.15,
+    ) -> None:
+        """Record expert demonstrations: camera frames, proprioception, actions, instructions, success."""
+        from policy.expert.expert import SkillError
+        from policy.recording import CollectConfig, collect, plan_episodes
+
+        pinned = {}
+        for a in arg:
+            if "=" not in a:
+                _fail(f"--arg {a!r} must look like NAME=VALUE, e.g. object=red_cup")
+            k, v = a.split("=", 1)
+            pinned[k.strip()] = v.strip()
+        if not 0 <= dart <= 1 or not 0 <= perturb <= 1:
+            _fail(f"--dart {dart} and --perturb {perturb} must be shares between 0 and 1")
+        if workers < 1:
+            _fail(f"--workers must be at least 1, got {workers}")
+        config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
+                               episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
+                               dart_fraction=dart, perturb_fraction=perturb)
+        try:
+            plan_episodes(config)  # every check happens before anything is written
+        except SkillError as exc:
+            _fail(str(exc))
+        if (out / "meta" / "info.json").exists():
+            _fail(f"{out} already holds a dataset; choose another --out or delete it")
+        t0 = time.perf_counter()
+        with _progress() as progress:
+            bar = progress.add_task("recording episodes", total=episodes)
+            info = collect(config, out, workers=workers, progress=lambda done, total: progress.update(bar, completed=done))
+        wall = time.perf_counter() - t0
+        import json
+
+        eps = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()]
+        ok = sum(e["success"] for e in eps)
+        console.print(f"wrote {out}: {info['total_episodes']} episodes ({ok} successful, {len(eps) - ok} failed and flagged), "
+                      f"{info['total_frames']} frames, {info['total_tasks']} instructions; {info['total_frames'] / wall:.1f} frames/s "
+                      f"with {workers} worker(s)", highlight=False)
+
+    @expert_app.command("eval")
+    def expert_eval(
+        episodes: Annotated[int, typer.Option("--episodes", "-n", help="Seeds per skill and per chain.")] = 200,
+        skills: Annotated[str, typer.Option("--skills", help="Comma-separated skills and chains (serve_drink).")] =
+            "look_for,navigate_to,pick,place,place_in,handover,serve_drink",
+        scenario: Annotated[list[str], typer.Option("--scenario", help="Scenarios to cycle over; default all built-ins.")] = ["all"],
+        workers: Annotated[int, typer.Option("--workers", "-j")] = 1,
+    ) -> None:
+        """Success of the scripted expert per skill and chain over randomised seeds, with failure reasons."""
+        from policy.evaluation import CHAIN_NAMES, evaluate
+        from policy.expert.expert import SKILLS
+
+        names = [s.strip() for s in skills.split(",") if s.strip()]
+        for n in names:
+            if n not in SKILLS and n not in CHAIN_NAMES:
+                from scenarios.catalog import nearest
+
+                hint = nearest(n, list(SKILLS) + list(CHAIN_NAMES))
+                _fail(f"unknown skill {n!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(list(SKILLS) + list(CHAIN_NAMES))})")
+        if episodes < 1:
+            _fail(f"--episodes must be at least 1, got {episodes}")
+        with _progress() as progress:
+            bar = progress.add_task("expert episodes", total=episodes * len(names))
+            rows = evaluate(names, episodes, workers=workers, scenarios=list(_scenarios(scenario)),
+                            progress=lambda d, t: progress.update(bar, completed=d))
+        table = Table(title=f"Scripted expert (policy: scripted_expert), {episodes} seeds per row")
+        for col in ("skill / chain", "successes", "rate", "setup failed", "failure reasons"):
+            table.add_column(col)
+        all_ok = True
+        for r in rows.values():
+            target = 0.95 if r.skill in CHAIN_NAMES else 0.98
+            all_ok &= r.rate >= target
+            table.add_row(r.skill, f"{r.successes}/{r.started}", f"{100 * r.rate:.1f}%", str(r.setup_failures),
+                          "\n".join(f"{n}× {reason}" for reason, n in r.reasons.most_common()) or "-")
+        console.print(table)
+        if not all_ok:
+            raise typer.Exit(int(ExitCode.FAILED))
+
+    @expert_app.command("bench")
+    def expert_bench(
+        episodes: Annotated[int, typer.Option("--episodes", "-n")] = 4,
+        workers: Annotated[int, typer.Option("--workers", "-j")] = 1,
+        image_size: Annotated[str, typer.Option("--image-size")] = "96x128",
+        out: Annotated[Optional[Path], typer.Option("--out", help="Where to record (default: a temporary folder).")] = None,
+    ) -> None:
+        """Recorded frames per second per core: collect a few pick episodes in the kitchen and time it."""
+        import shutil
+        import tempfile
+
+        from policy.recording import CollectConfig, collect
+
+        tmp = Path(tempfile.mkdtemp(prefix="vla-bench-")) if out is None else out
+        config = CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=episodes, image_size=_size(image_size))
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        try:
+            with _progress() as progress:
+                bar = progress.add_task("benchmark episodes", total=episodes)
+                info = collect(config, tmp / "ds", workers=workers, progress=lambda d, t: progress.update(bar, completed=d))
+        finally:
+            if out is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        wall = time.perf_counter() - t0
+        frames = info["total_frames"]
+        table = Table(title=f"Collection benchmark: kitchen pick, {image_size}, 3 cameras, MUJOCO_GL={os.environ.get('MUJOCO_GL')}")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("episodes / frames recorded", f"{episodes} / {frames}")
+        table.add_row("wall seconds (incl. unrecorded setup)", f"{wall:.1f}")
+        table.add_row("recorded frames per second", f"{frames / wall:.1f}")
+        table.add_row(f"recorded frames per second per core ({workers} worker(s))", f"{frames / wall / workers:.1f}")
+        console.print(table)

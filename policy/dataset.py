@@ -1,0 +1,124 @@
+"""Loading demonstration datasets (LeRobot v2.1 layout, see `policy.recording`) as torch batches.
+
+Frames are decoded from PNG once and cached per camera as a uint8 `.npy` memmap under
+`DIR/cache/` (rebuilt when the dataset's frame count changes), so training epochs read
+memory, not images. Each item is one frame with the action chunk that follows it:
+
+    observation.state           float32 (state_dim,)
+    observation.images.<cam>    float32 (3, H, W) in [0, 1]
+    action                      float32 (chunk_size, action_dim), padded past the episode's end
+    action_is_pad               bool (chunk_size,)
+    task                        the instruction string
+    skill, episode_index, frame_index, success
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from policy.recording import IMAGE_PATH, read_episode
+
+
+def load_meta(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """info.json, the episodes (jsonl) and the tasks in task_index order."""
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{root} is not a dataset: {info_path} is missing")
+    info = json.loads(info_path.read_text())
+    episodes = [json.loads(line) for line in (root / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    tasks_rows = [json.loads(line) for line in (root / "meta" / "tasks.jsonl").read_text().splitlines() if line.strip()]
+    tasks = [t["task"] for t in sorted(tasks_rows, key=lambda t: t["task_index"])]
+    return info, episodes, tasks
+
+
+class DemonstrationDataset(Dataset):
+    """Frames of the recorded episodes with their action chunks (see module docstring)."""
+
+    def __init__(self, root: str | Path, chunk_size: int = 20, cameras: tuple[str, ...] | None = None,
+                 include_failed: bool = False, skills: tuple[str, ...] | None = None) -> None:
+        self.root = Path(root)
+        self.chunk_size = int(chunk_size)
+        self.info, self.episodes, self.tasks = load_meta(self.root)
+        image_keys = [k for k, f in self.info["features"].items() if f["dtype"] == "image"]
+        self.cameras = tuple(cameras) if cameras else tuple(k.removeprefix("observation.images.") for k in image_keys)
+        self.state: list[np.ndarray] = []
+        self.action: list[np.ndarray] = []
+        self.task_index: list[np.ndarray] = []
+        self._offset: list[int] = []  # global frame index of each episode's first frame
+        total = 0
+        for ep in self.episodes:
+            cols = read_episode(self.root, ep["episode_index"])
+            self.state.append(cols["observation.state"].astype(np.float32))
+            self.action.append(cols["action"].astype(np.float32))
+            self.task_index.append(cols["task_index"])
+            self._offset.append(total)
+            total += len(cols["frame_index"])
+        self.total_frames = total
+        self.frames = {cam: self._cache(cam) for cam in self.cameras}
+        keep = [i for i, ep in enumerate(self.episodes)
+                if (include_failed or ep["success"]) and (skills is None or ep["skill"] in skills)]
+        self.items = [(i, f) for i in keep for f in range(len(self.state[i]))]
+
+    def _cache(self, cam: str) -> np.ndarray:
+        """All frames of one camera as a uint8 (N, H, W, 3) memmap, decoded once."""
+        key = f"observation.images.{cam}"
+        h, w, _ = self.info["features"][key]["shape"]
+        path = self.root / "cache" / f"{key}.npy"
+        if path.exists():
+            arr = np.load(path, mmap_mode="r")
+            if arr.shape == (self.total_frames, h, w, 3):
+                return arr
+        path.parent.mkdir(exist_ok=True)
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(self.total_frames, h, w, 3))
+        for ep, off in zip(self.episodes, self._offset):
+            for f in range(ep["length"]):
+                rel = IMAGE_PATH.format(image_key=key, episode_index=ep["episode_index"], frame_index=f)
+                arr[off + f] = np.asarray(Image.open(self.root / rel).convert("RGB"))
+        arr.flush()
+        del arr
+        return np.load(path, mmap_mode="r")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        e, f = self.items[idx]
+        actions = self.action[e]
+        n = len(actions)
+        end = min(f + self.chunk_size, n)
+        chunk = np.zeros((self.chunk_size, actions.shape[1]), np.float32)
+        chunk[: end - f] = actions[f:end]
+        if end - f < self.chunk_size:
+            chunk[end - f:] = actions[-1]  # pad by repeating the last action (masked anyway)
+        pad = np.arange(self.chunk_size) >= end - f
+        ep = self.episodes[e]
+        item: dict[str, Any] = {
+            "observation.state": torch.from_numpy(self.state[e][f].copy()),
+            "action": torch.from_numpy(chunk),
+            "action_is_pad": torch.from_numpy(pad),
+            "task": self.tasks[int(self.task_index[e][f])],
+            "skill": ep["skill"],
+            "episode_index": ep["episode_index"],
+            "frame_index": f,
+            "success": bool(ep["success"]),
+        }
+        g = self._offset[e] + f
+        for cam, frames in self.frames.items():
+            img = torch.from_numpy(np.array(frames[g])).permute(2, 0, 1).float() / 255.0
+            item[f"observation.images.{cam}"] = img
+        return item
+
+
+def make_dataloader(dataset: DemonstrationDataset, batch_size: int = 64, shuffle: bool = True, num_workers: int = 0,
+                    seed: int = 0) -> DataLoader:
+    """A DataLoader over the dataset; tasks and skills stay lists of strings in each batch."""
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=gen, drop_last=False)

@@ -1,0 +1,290 @@
+"""Demonstration datasets in LeRobot's v2.1 layout, recorded from the scripted expert.
+
+    DIR/meta/info.json         codebase_version, fps, features (dtype/shape/names), totals, path templates
+    DIR/meta/episodes.jsonl    one line per episode: index, tasks, length, skill, args, scenario, seed,
+                               success, failure reason, DART noise and perturbation flags
+    DIR/meta/tasks.jsonl       one line per instruction string: task_index, task
+    DIR/data/chunk-000/episode_000000.parquet
+                               observation.state, action, timestamp, frame_index, episode_index, index,
+                               task_index, next.done, skill, skill_args (JSON), success
+    DIR/images/observation.images.<camera>/episode_000000/frame_000000.png   (lossless PNG)
+
+Episodes are run in worker processes (spawn), each with its own world; episode k uses
+seed `seed + k`, so the same options give the same data. Workers write the PNG frames
+and hand the low-dimensional arrays back; the parent writes parquet and metadata in
+episode order. Failed attempts are kept, with `success = false` and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import structlog
+
+from policy.evaluation import sample_args
+from policy.expert.expert import SKILLS, SkillError, candidates, validate_skill
+from policy.instructions import instruction
+from scenarios.loading import load_scenario
+
+log = structlog.get_logger(__name__)
+
+CODEBASE_VERSION = "v2.1"
+CHUNKS_SIZE = 1000
+DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+IMAGE_PATH = "images/{image_key}/episode_{episode_index:06d}/frame_{frame_index:06d}.png"
+CAMERAS = ("head", "left_wrist", "right_wrist")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    scenarios: tuple[str, ...]
+    skills: tuple[str, ...]
+    episodes: int
+    seed: int = 0
+    image_size: tuple[int, int] = (96, 128)
+    fps: float = 20.0
+    fixed_args: dict[str, str] = field(default_factory=dict)
+    dart_fraction: float = 0.25  # share of episodes with noise on the executed actions
+    dart_noise: float = 1.0
+    perturb_fraction: float = 0.15  # share of episodes started from a perturbed state
+
+
+@dataclass
+class EpisodeJob:
+    episode_index: int
+    scenario: str
+    skill: str
+    args: dict[str, str]
+    seed: int
+    task: str
+    noise: float
+    perturbed: bool
+
+
+@dataclass
+class EpisodeData:
+    """One recorded episode: low-dimensional arrays and metadata (frames live on disk)."""
+
+    episode_index: int
+    state: np.ndarray  # (T, state_dim) float32
+    action: np.ndarray  # (T, action_dim) float32
+    meta: dict[str, Any]
+
+
+def plan_episodes(config: CollectConfig) -> list[EpisodeJob]:
+    """Validate everything and lay out the episodes; raises SkillError before anything is written."""
+    if config.episodes < 1:
+        raise SkillError(f"--episodes must be at least 1, got {config.episodes}")
+    for skill in config.skills:
+        if skill not in SKILLS:
+            validate_skill(load_scenario(config.scenarios[0]), skill, {})
+    loaded = {name: load_scenario(name) for name in config.scenarios}
+    for name, sc in loaded.items():
+        for skill in config.skills:
+            for pname, kind in SKILLS[skill].params:
+                if pname in config.fixed_args:
+                    continue
+                if not candidates(sc, kind):
+                    raise SkillError(f"scenario {name!r} has no {kind} for {skill}'s {pname}; choose another scenario or skill")
+            pinned = {k: v for k, v in config.fixed_args.items() if k in dict(SKILLS[skill].params)}
+            unknown = [k for k in config.fixed_args if all(k not in dict(SKILLS[s].params) for s in config.skills)]
+            if unknown:
+                raise SkillError(f"--arg {unknown[0]}=...: none of {', '.join(config.skills)} takes a parameter {unknown[0]!r}")
+            for pname, value in pinned.items():
+                kind = dict(SKILLS[skill].params)[pname]
+                validate_skill(sc, skill, {**{p: candidates(sc, k)[0] if candidates(sc, k) else "" for p, k in SKILLS[skill].params}, pname: value})
+    jobs = []
+    for k in range(config.episodes):
+        seed = config.seed + k
+        name = config.scenarios[k % len(config.scenarios)]
+        skill = config.skills[(k // len(config.scenarios)) % len(config.skills)]
+        rng = np.random.default_rng([seed, 5])
+        args = sample_args(loaded[name], skill, rng) or {}
+        args.update({p: v for p, v in config.fixed_args.items() if p in dict(SKILLS[skill].params)})
+        args = validate_skill(loaded[name], skill, args)
+        noise = config.dart_noise if rng.random() < config.dart_fraction else 0.0
+        perturbed = bool(rng.random() < config.perturb_fraction)
+        task = instruction(loaded[name], skill, args, rng)
+        jobs.append(EpisodeJob(k, name, skill, args, seed, task, noise, perturbed))
+    return jobs
+
+
+_WORLD: dict[tuple, Any] = {}
+
+
+def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps: float) -> EpisodeData:
+    """Run one episode in this process, writing its frames under `root`; returns its arrays."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from PIL import Image
+
+    from policy.episodes import EpisodeConfig, run_episode
+    from scenarios.world import SimWorld, WorldConfig
+
+    key = (job.scenario, tuple(image_size), fps)
+    if key not in _WORLD:
+        _WORLD[key] = SimWorld(job.scenario, WorldConfig(control_hz=fps, cameras=CAMERAS, image_size=tuple(image_size), head_depth=False))
+    world = _WORLD[key]
+    states: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    dirs = {}
+    for cam in CAMERAS:
+        d = Path(root) / "images" / f"observation.images.{cam}" / f"episode_{job.episode_index:06d}"
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        dirs[cam] = d
+
+    def on_step(obs: dict[str, Any], action: np.ndarray) -> None:
+        i = len(states)
+        states.append(np.asarray(obs["observation.state"], np.float32).copy())
+        actions.append(np.asarray(action, np.float32).copy())
+        for cam in CAMERAS:
+            Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
+
+    out = run_episode(world, job.skill, job.args, job.seed, EpisodeConfig(noise_std=job.noise, perturb=job.perturbed),
+                      on_step=on_step, task=job.task)
+    meta = {
+        "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
+        "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
+        "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
+    }
+    dim_s = len(world.controller.proprioception_names())
+    return EpisodeData(
+        job.episode_index,
+        np.stack(states) if states else np.zeros((0, dim_s), np.float32),
+        np.stack(actions) if actions else np.zeros((0, world.controller.layout.dim), np.float32),
+        meta,
+    )
+
+
+def _record(args: tuple[EpisodeJob, str, tuple[int, int], float]) -> EpisodeData:
+    return record_episode(*args)
+
+
+def write_episode(root: Path, ep: EpisodeData, task_index: int, first_index: int, fps: float) -> Path:
+    """Write one episode's parquet file (LeRobot v2.1 columns plus skill, args and success)."""
+    n = len(ep.state)
+    path = root / DATA_PATH.format(episode_chunk=ep.episode_index // CHUNKS_SIZE, episode_index=ep.episode_index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({
+        "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(ep.state.reshape(-1), pa.float32()), ep.state.shape[1]),
+        "action": pa.FixedSizeListArray.from_arrays(pa.array(ep.action.reshape(-1), pa.float32()), ep.action.shape[1]),
+        "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(fps)),
+        "frame_index": pa.array(np.arange(n, dtype=np.int64)),
+        "episode_index": pa.array(np.full(n, ep.episode_index, np.int64)),
+        "index": pa.array(np.arange(first_index, first_index + n, dtype=np.int64)),
+        "task_index": pa.array(np.full(n, task_index, np.int64)),
+        "next.done": pa.array(np.arange(n) == n - 1),
+        "skill": pa.array([ep.meta["skill"]] * n, pa.string()),
+        "skill_args": pa.array([json.dumps(ep.meta["skill_args"], sort_keys=True)] * n, pa.string()),
+        "success": pa.array(np.full(n, ep.meta["success"], bool)),
+    })
+    pq.write_table(table, path)
+    return path
+
+
+def read_episode(root: Path, episode_index: int) -> dict[str, np.ndarray]:
+    """One episode's parquet columns as numpy arrays."""
+    path = root / DATA_PATH.format(episode_chunk=episode_index // CHUNKS_SIZE, episode_index=episode_index)
+    table = pq.read_table(path)
+    out: dict[str, np.ndarray] = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if pa.types.is_fixed_size_list(col.type):
+            out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+        else:
+            out[name] = np.asarray(col.to_pylist()) if pa.types.is_string(col.type) else col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def info_json(config: CollectConfig, episodes: list[EpisodeData], tasks: list[str], state_names: tuple[str, ...],
+              action_names: tuple[str, ...]) -> dict[str, Any]:
+    h, w = config.image_size
+    total = int(sum(len(e.state) for e in episodes))
+    features: dict[str, Any] = {
+        "observation.state": {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
+        "action": {"dtype": "float32", "shape": [len(action_names)], "names": list(action_names)},
+    }
+    for cam in CAMERAS:
+        features[f"observation.images.{cam}"] = {"dtype": "image", "shape": [h, w, 3], "names": ["height", "width", "channel"]}
+    for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"),
+                        ("task_index", "int64"), ("next.done", "bool"), ("success", "bool")):
+        features[name] = {"dtype": dtype, "shape": [1], "names": None}
+    features["skill"] = {"dtype": "string", "shape": [1], "names": None}
+    features["skill_args"] = {"dtype": "string", "shape": [1], "names": None}
+    return {
+        "codebase_version": CODEBASE_VERSION,
+        "robot_type": "vla_agent_wheeled_humanoid",
+        "total_episodes": len(episodes),
+        "total_frames": total,
+        "total_tasks": len(tasks),
+        "total_videos": 0,
+        "total_chunks": max(1, (len(episodes) + CHUNKS_SIZE - 1) // CHUNKS_SIZE),
+        "chunks_size": CHUNKS_SIZE,
+        "fps": config.fps,
+        "splits": {"train": f"0:{len(episodes)}"},
+        "data_path": DATA_PATH,
+        "video_path": None,
+        "image_path": IMAGE_PATH,
+        "features": features,
+        "collection": {**{k: v for k, v in asdict(config).items()}, "arm_mode": "ee_pose", "policy": "scripted_expert"},
+    }
+
+
+def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Plan (validating first), record in parallel, then write parquet and metadata. Returns info.json."""
+    jobs = plan_episodes(config)
+    out = Path(out)
+    if (out / "meta" / "info.json").exists():
+        raise FileExistsError(f"{out} already holds a dataset; choose another --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("collect.start", episodes=len(jobs), workers=workers, out=str(out))
+    args = [(j, str(out), config.image_size, config.fps) for j in jobs]
+    results: list[EpisodeData] = []
+    if workers <= 1:
+        it = map(_record, args)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        it = pool.map(_record, args)
+    try:
+        for ep in it:
+            results.append(ep)
+            if progress:
+                progress(len(results), len(jobs))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    from scenarios.world import SimWorld, WorldConfig
+
+    probe = SimWorld(config.scenarios[0], WorldConfig(cameras=(), head_depth=False))
+    state_names, action_names = probe.controller.proprioception_names(), probe.controller.layout.names
+    probe.close()
+    tasks: list[str] = []
+    first = 0
+    (out / "meta").mkdir(exist_ok=True)
+    with open(out / "meta" / "episodes.jsonl", "w") as fe:
+        for ep in results:
+            task = ep.meta["tasks"][0]
+            if task not in tasks:
+                tasks.append(task)
+            write_episode(out, ep, tasks.index(task), first, config.fps)
+            first += len(ep.state)
+            fe.write(json.dumps(ep.meta, sort_keys=True) + "\n")
+    with open(out / "meta" / "tasks.jsonl", "w") as ft:
+        for i, t in enumerate(tasks):
+            ft.write(json.dumps({"task_index": i, "task": t}) + "\n")
+    info = info_json(config, results, tasks, state_names, action_names)
+    (out / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    log.info("collect.done", episodes=len(results), frames=info["total_frames"])
+    return info

@@ -1,0 +1,123 @@
+"""Demonstration datasets: LeRobot v2.1 layout, round trip, determinism, errors before writing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agent.commands_expert import register
+from policy.dataset import DemonstrationDataset, load_meta, make_dataloader
+from policy.expert import SkillError
+from policy.recording import CollectConfig, EpisodeData, collect, plan_episodes, read_episode, write_episode
+
+SMALL = CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=2, seed=5, image_size=(32, 40),
+                      dart_fraction=0.5, perturb_fraction=0.0)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "small"
+    collect(SMALL, out)
+    return out
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        pass
+
+    register(app)
+    return app
+
+
+def test_layout_is_lerobot_v21(small: Path):
+    info, episodes, tasks = load_meta(small)
+    assert info["codebase_version"] == "v2.1" and info["fps"] == 20.0
+    assert info["total_episodes"] == 2 == len(episodes)
+    assert info["total_frames"] == sum(e["length"] for e in episodes)
+    assert info["features"]["observation.images.head"]["shape"] == [32, 40, 3]
+    assert info["features"]["action"]["shape"] == [19] and len(info["features"]["action"]["names"]) == 19
+    for e in episodes:
+        assert {"episode_index", "tasks", "length", "skill", "skill_args", "success", "dart_noise", "perturbed"} <= set(e)
+        cols = read_episode(small, e["episode_index"])
+        assert cols["action"].shape == (e["length"], 19)
+        assert (small / "images/observation.images.right_wrist" / f"episode_{e['episode_index']:06d}" / "frame_000000.png").exists()
+        assert tasks[int(cols["task_index"][0])] == e["tasks"][0]
+    first = read_episode(small, 0)
+    second = read_episode(small, 1)
+    assert second["index"][0] == first["index"][-1] + 1
+
+
+def test_episode_round_trips(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    ep = EpisodeData(3, rng.normal(size=(7, 52)).astype(np.float32), rng.normal(size=(7, 19)).astype(np.float32),
+                     {"skill": "pick", "skill_args": {"object": "red_cup"}, "success": False})
+    write_episode(tmp_path, ep, task_index=2, first_index=10, fps=20.0)
+    back = read_episode(tmp_path, 3)
+    np.testing.assert_array_equal(back["observation.state"], ep.state)
+    np.testing.assert_array_equal(back["action"], ep.action)
+    np.testing.assert_array_equal(back["index"], np.arange(10, 17))
+    assert set(back["task_index"]) == {2} and not back["success"].any()
+    assert json.loads(back["skill_args"][0]) == {"object": "red_cup"} and back["skill"][0] == "pick"
+
+
+def test_loader_yields_action_chunks_with_padding(small: Path):
+    ds = DemonstrationDataset(small, chunk_size=16, include_failed=True)
+    assert len(ds) == ds.total_frames
+    last = ds[len(ds) - 1]
+    assert last["action"].shape == (16, 19) and last["action_is_pad"][1:].all() and not last["action_is_pad"][0]
+    first = ds[0]
+    cols = read_episode(small, 0)
+    np.testing.assert_array_equal(first["action"].numpy(), cols["action"][:16])
+    np.testing.assert_array_equal(first["observation.state"].numpy(), cols["observation.state"][0])
+    from PIL import Image
+
+    png = np.asarray(Image.open(small / "images/observation.images.head/episode_000000/frame_000000.png"))
+    np.testing.assert_array_equal((first["observation.images.head"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), png)
+    batch = next(iter(make_dataloader(ds, batch_size=5)))
+    assert batch["action"].shape == (5, 16, 19) and len(batch["task"]) == 5
+    again = DemonstrationDataset(small, chunk_size=16, include_failed=True)  # reads the frame cache
+    np.testing.assert_array_equal(again.frames["head"], ds.frames["head"])
+
+
+@pytest.mark.slow
+def test_same_seeds_give_the_same_data(small: Path, tmp_path: Path):
+    other = tmp_path / "again"
+    collect(SMALL, other, workers=2)
+    for e in range(2):
+        a, b = read_episode(small, e), read_episode(other, e)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert (small / "meta/episodes.jsonl").read_text() == (other / "meta/episodes.jsonl").read_text()
+    f = "images/observation.images.head/episode_000001/frame_000010.png"
+    assert (small / f).read_bytes() == (other / f).read_bytes()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--skills", "pik"], "did you mean 'pick'"),
+    (["--skills", "pick", "--arg", "object=red_cpu"], "did you mean 'red_cup'"),
+    (["--skills", "place_in"], "no container"),
+    (["--skills", "pick", "--image-size", "big"], "HEIGHTxWIDTH"),
+])
+def test_bad_collect_input_fails_before_writing(tmp_path: Path, argv: list[str], message: str):
+    out = tmp_path / "never"
+    result = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(out), "-n", "1", *argv])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_plan_is_deterministic_and_varies_instructions():
+    config = CollectConfig(scenarios=("distractors", "kitchen"), skills=("pick", "handover"), episodes=12, seed=1)
+    a, b = plan_episodes(config), plan_episodes(config)
+    assert [(j.args, j.task, j.noise) for j in a] == [(j.args, j.task, j.noise) for j in b]
+    assert len({j.task for j in a}) >= 6
+    with pytest.raises(SkillError):
+        plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=0))

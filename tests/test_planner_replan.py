@@ -1,0 +1,61 @@
+"""Replanning from the belief after a failure: skip what holds, redo what failed, say why."""
+
+from __future__ import annotations
+
+from planner import belief_from_scenario, plan, replan
+from scenarios.loading import load_scenario
+
+
+def _belief(predicates_update: dict[str, float], drop: tuple[str, ...], scenario: str):
+    sc = load_scenario(scenario)
+    b = belief_from_scenario(sc)
+    preds = {k: v for k, v in b.predicates.items() if k not in drop}
+    preds.update(predicates_update)
+    return sc, b, b.model_copy(update={"predicates": preds})
+
+
+def test_cup_already_in_hand_skips_to_the_handover():
+    sc, before, after = _belief({"holding(red_cup)": 0.95, "visible(red_cup)": 0.9}, ("on(red_cup, table)",), "kitchen")
+    first = plan("serve a drink to the person", sc, before)
+    repaired = replan(first, after, sc, failed="t4", reason="navigation stalled")
+    assert repaired.kind == "plan"
+    assert [s.label for s in repaired.graph.order()] == ["navigate_to(person_1)", "handover(red_cup, person_1)"]
+    assert repaired.reason == "t4 navigate_to(person_1) failed: navigation stalled"
+    assert "holding(red_cup)" in repaired.notes[0]
+    assert repaired.graph.attrs["history"] == [repaired.reason]
+
+
+def test_a_dropped_cup_is_looked_for_and_picked_again():
+    sc, before, after = _belief({"on(red_cup, floor)": 0.8, "near(robot, table)": 0.9}, ("on(red_cup, table)",), "kitchen")
+    first = plan("serve a drink to the person", sc, before)
+    repaired = replan(first, after, sc, failed="t3", reason="the cup slipped")
+    assert [s.skill for s in repaired.graph.order()] == ["look_for", "navigate_to", "pick", "navigate_to", "handover"]
+
+
+def test_tidy_keeps_only_what_is_left():
+    sc, before, after = _belief(
+        {"in(blue_can, bin)": 0.9, "holding(red_ball)": 0.9, "near(robot, red_ball)": 0.9},
+        ("on(blue_can, table)", "on(red_ball, table)"), "tidy_table",
+    )
+    first = plan("tidy the table", sc, before)
+    repaired = replan(first, after, sc, failed="t9", reason="bumped into the bin")
+    labels = [s.label for s in repaired.graph.order()]
+    assert labels[:2] == ["navigate_to(bin)", "place_in(red_ball, bin)"]
+    assert "place_in(green_box, bin)" in labels and not any("blue_can" in lbl for lbl in labels)
+    assert any("in(blue_can, bin) already holds" in n for n in repaired.notes)
+
+
+def test_repeated_failures_exhaust_the_repair_budget():
+    sc, before, _ = _belief({}, (), "kitchen")
+    result = plan("pick up the orange ball", sc, before)
+    for _ in range(3):
+        result = replan(result, before, sc, failed="t3", reason="slipped", max_repairs=2)
+        if result.kind == "error":
+            break
+    assert result.kind == "error" and "failed 3 times" in result.reason
+
+
+def test_unknown_failed_subtask_is_an_error_not_an_exception():
+    sc, before, _ = _belief({}, (), "kitchen")
+    out = replan(plan("pick up the orange ball", sc, before), before, sc, failed="t99")
+    assert out.kind == "error" and "t99" in out.reason
