@@ -244,6 +244,16 @@ def bench_world(
     console.print(table)
 
 
+def _register_commands() -> None:
+    """Commands that live beside the packages they drive."""
+    from agent import commands_plan
+
+    commands_plan.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         app()

@@ -104,7 +104,7 @@ def register(app: typer.Typer, session_factory: SessionFactory | None = None) ->
             at = rp.last_tick if tick is None else tick
             text = rp.tree_at(at)
             console.print(f"tree after tick {at}:", highlight=False)
-            console.print(text or "(no snapshot before this tick)", highlight=False, markup=False)
+            console.print(text or "(no snapshot before this tick)", highlight=False, markup=False, soft_wrap=True)
         if rp.finished is None:
             console.print("[yellow]the run did not finish (no run_finished event)[/]")
         elif rp.finished["outcome"]["status"] != "succeeded":
@@ -148,6 +148,7 @@ def register(app: typer.Typer, session_factory: SessionFactory | None = None) ->
         try:
             shell.cmdloop()
         finally:
+            dbg.close()
             ex.close()
         sys.stdout.write(f"trace: {path}\n")
         if ex.outcome is not None and ex.outcome.status != "succeeded":

@@ -51,6 +51,15 @@ def _answers(choose: list[str] | None) -> dict[str, str | list[str]]:
     return out
 
 
+def _single_thread_encoder() -> None:
+    """Planner-only commands run the encoder on one torch thread (see planner.language.Encoder)."""
+    import os
+
+    from planner.language import THREADS_ENV
+
+    os.environ.setdefault(THREADS_ENV, "1")
+
+
 def register(app: typer.Typer) -> None:
     """Add `plan` and the `planner` sub-app to the CLI."""
     planner_app = typer.Typer(help="The planner's goal test set, benchmark and library files.", no_args_is_help=True)
@@ -77,6 +86,7 @@ def register(app: typer.Typer) -> None:
         from planner.render import RenderError, to_dot, to_text, write_png
         from scenarios.loading import ScenarioError, load_scenario
 
+        _single_thread_encoder()
         lib = _library(library)
         try:
             sc = load_scenario(scenario)
@@ -131,6 +141,7 @@ def register(app: typer.Typer) -> None:
 
         from planner.evaluation import evaluate, goalset_path, load_goalset
 
+        _single_thread_encoder()
         lib = _library(library)
         path = goalset or goalset_path()
         try:
@@ -194,6 +205,7 @@ def register(app: typer.Typer) -> None:
 
         if not 1 <= repeats <= 100:
             _fail(f"--repeats must be within 1..100, got {repeats}")
+        _single_thread_encoder()
         lib = _library(library)
         with err_console.status("warming up (language model, phrase embeddings, maps)…"):
             result = benchmark(repeats=repeats, library=lib)

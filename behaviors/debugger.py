@@ -92,6 +92,14 @@ class Debugger:
             executor.start()
         self._rehook()
 
+    def close(self) -> None:
+        """Remove every hook and the debugger's blackboard client."""
+        self.breakpoints.clear()
+        self.forces.clear()
+        self._resume.clear()
+        self._rehook()
+        self.bb.unregister(clear=False)
+
     # ------------------------------------------------------------------------------- running
     @property
     def status(self) -> DebugState:

@@ -114,6 +114,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.queue: deque[np.ndarray] = deque()
         self.steps = 0
         self._next_stall_check = 0.0
+        self._believed_since: float | None = None
 
     def initialise(self) -> None:
         self.policy = self.ctx.policy_factory(self.subtask)
@@ -122,7 +123,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.steps = 0
         self.stall.reset(self.ctx.clock())
         self._next_stall_check = self.ctx.clock()
-        self._believed_since: float | None = None
+        self._believed_since = None
         self.feedback_message = "started"
 
     def update(self) -> Status:

@@ -46,15 +46,17 @@ MAX_TOKENS = 64
 class Encoder:
     """Lazily loaded, thread-safe MiniLM: mean-pooled, L2-normalised sentence embeddings.
 
-    `threads`: torch intra-op threads, set when the model loads. torch's setting is
-    process-wide; the default (1, or $VLA_AGENT_PLANNER_THREADS; 0 leaves torch alone) is
-    what keeps a one-sentence forward pass at ~15 ms on shared cores, where two threads
-    measured 150-450 ms (they wait on each other whenever another process holds a core).
+    `threads`: torch intra-op threads to set when the model loads; 0 (the default, unless
+    $VLA_AGENT_PLANNER_THREADS says otherwise) leaves torch alone. torch's setting is
+    process-wide, and the encoder is shared with the policy's processor, so only
+    planner-only processes (`vla-agent plan`, `planner eval|bench`) ask for 1: on shared
+    cores one thread measured ~15 ms per sentence where two measured 150-450 ms (they wait
+    on each other whenever another process holds a core).
     """
 
     def __init__(self, model_dir: Path | None = None, threads: int | None = None) -> None:
         self._model_dir = model_dir
-        self.threads = int(os.environ.get(THREADS_ENV, "1")) if threads is None else threads
+        self.threads = int(os.environ.get(THREADS_ENV, "0") or 0) if threads is None else threads
         self._lock = threading.Lock()
         self._model = None
         self._tokenizer = None

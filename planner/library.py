@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,10 +25,10 @@ from pydantic import Field, ValidationError
 from planner.methods import GroupSpec, MethodSpec
 from planner.skills import CONSTANTS, SkillSpec, Strict
 from scenarios.catalog import FURNITURE, nearest
+from scenarios.yamlfiles import LocatedIssue, YamlFileError, compose, locate, read_text, validation_issues
 
 log = structlog.get_logger(__name__)
 LIBRARY_ENV = "VLA_AGENT_PLANNER_LIBRARY"
-MAX_FILE_BYTES = 1_000_000
 
 
 class WordsSpec(Strict):
@@ -64,27 +63,11 @@ class LibraryFile(Strict):
     robot: RobotReach | None = None
 
 
-@dataclass(frozen=True)
-class LibraryIssue:
-    file: str
-    line: int | None
-    column: int | None
-    path: str
-    message: str
-    value: Any = None
-
-    def __str__(self) -> str:
-        where = self.file + (f":{self.line}:{self.column}" if self.line is not None else "")
-        got = f" (got {self.value!r})" if self.value is not None and repr(self.value) not in self.message else ""
-        return f"{where}:{(' ' + self.path + ':') if self.path else ''} {self.message}{got}"
+LibraryIssue = LocatedIssue
 
 
-class LibraryError(Exception):
+class LibraryError(YamlFileError):
     """A library file (or a set of them) that cannot be used, with every problem found."""
-
-    def __init__(self, issues: list[LibraryIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 @dataclass
@@ -108,16 +91,6 @@ class Library:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans (only true/false), so `on` and `off` stay words."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
 def builtin_library_files() -> list[Path]:
     folder = Path(str(resources.files("planner") / "library"))
     return sorted(folder.glob("*.yaml"))
@@ -137,88 +110,13 @@ def _expand_paths(paths: list[Path]) -> list[Path]:
 
 def parse_library_file(text: str, filename: str) -> tuple[LibraryFile, yaml.Node | None]:
     """Validate one library file's text; raises LibraryError with located issues."""
-    try:
-        loader = _Yaml12Loader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else {}
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise LibraryError([LibraryIssue(filename, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "",
-                                         f"not valid YAML: {exc.problem or exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise LibraryError([LibraryIssue(filename, None, None, "", f"not valid YAML: {exc}")]) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise LibraryError([LibraryIssue(filename, 1, 1, "", f"a library file must be a mapping (skills, methods, groups, ...), got {type(data).__name__}")])
+    if not text.strip():
+        return LibraryFile(), None
+    data, root = compose(text, filename, "skills, methods, groups, ...", LibraryError)
     try:
         return LibraryFile.model_validate(data), root
     except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            value = err.get("input") if err["type"] != "missing" else None
-            if isinstance(value, (dict, list)):
-                value = None
-            if err["type"] == "missing":
-                message = f"required field {loc[-1]!r} is missing"
-            elif err["type"] == "extra_forbidden":
-                message = f"unknown field {loc[-1]!r}" + _field_hint(loc)
-            issues.append(_locate(filename, root, loc, message, value))
-        raise LibraryError(issues) from None
-
-
-def _field_hint(loc: tuple) -> str:
-    from planner.methods import SlotSpec
-
-    models = {"skills": SkillSpec, "methods": MethodSpec, "words": WordsSpec, "robot": RobotReach}
-    model: Any = models.get(str(loc[0]), LibraryFile) if len(loc) > 1 else LibraryFile
-    if len(loc) > 3 and loc[0] == "methods" and loc[2] == "slots":
-        model = SlotSpec
-    if len(loc) > 2 and loc[0] == "groups":
-        model = GroupSpec
-    hint = nearest(str(loc[-1]), list(model.model_fields))
-    return f"; did you mean {hint!r}?" if hint else ""
-
-
-def _locate(filename: str, root: yaml.Node | None, path: tuple, message: str, value: Any = None) -> LibraryIssue:
-    node = root
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, val in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node = val
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-    mark = node.start_mark if node is not None else None
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return LibraryIssue(filename, mark.line + 1 if mark else None, mark.column + 1 if mark else None, text, message, value)
-
-
-def _read(path: Path) -> str:
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise LibraryError([LibraryIssue(str(path), None, None, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LibraryError([LibraryIssue(str(path), None, None, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise LibraryError([LibraryIssue(str(path), None, None, "", "is a directory")]) from None
-    except UnicodeDecodeError as exc:
-        raise LibraryError([LibraryIssue(str(path), None, None, "", f"is not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise LibraryError([LibraryIssue(str(path), None, None, "", f"cannot be read: {exc.strerror or exc}")]) from None
+        raise LibraryError(validation_issues(exc, root, filename, LibraryFile)) from None
 
 
 def load_library(extra: list[Path | str] | None = None, *, include_env: bool = True) -> Library:
@@ -232,7 +130,7 @@ def load_library(extra: list[Path | str] | None = None, *, include_env: bool = T
     parsed: list[tuple[str, LibraryFile, yaml.Node | None]] = []
     for path in paths:
         try:
-            lib_file, root = parse_library_file(_read(path), str(path))
+            lib_file, root = parse_library_file(read_text(path, LibraryError), str(path))
             parsed.append((str(path), lib_file, root))
         except LibraryError as exc:
             issues.extend(exc.issues)
@@ -273,7 +171,7 @@ def load_library(extra: list[Path | str] | None = None, *, include_env: bool = T
             for kind in lf.words.furniture_kinds:
                 if kind not in FURNITURE:
                     hint = nearest(kind, list(FURNITURE))
-                    issues.append(_locate(filename, root, ("words", "furniture_kinds", kind),
+                    issues.append(locate(filename, root, ("words", "furniture_kinds", kind),
                                           f"unknown furniture kind {kind!r}" + (f"; did you mean {hint!r}?" if hint else "")))
         unknown += lf.unknown_examples
         if lf.robot is not None:
@@ -287,18 +185,18 @@ def load_library(extra: list[Path | str] | None = None, *, include_env: bool = T
                 skill = skills.get(skill_name)
                 if skill is None:
                     hint = nearest(skill_name, list(skills))
-                    issues.append(_locate(filename, root, base + ("steps", si), f"unknown skill {skill_name!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(skills)})", m.steps[si]))
+                    issues.append(locate(filename, root, base + ("steps", si), f"unknown skill {skill_name!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(skills)})", m.steps[si]))
                 elif len(skill.params) != len(step.args):
-                    issues.append(_locate(filename, root, base + ("steps", si), f"{skill_name} takes {len(skill.params)} argument(s) ({', '.join(skill.params)}), the step gives {len(step.args)}", m.steps[si]))
+                    issues.append(locate(filename, root, base + ("steps", si), f"{skill_name} takes {len(skill.params)} argument(s) ({', '.join(skill.params)}), the step gives {len(step.args)}", m.steps[si]))
         for slot_name, slot in m.slots.items():
             if slot.type == "object" and slot.group not in groups:
                 hint = nearest(slot.group, list(groups))
-                issues.append(_locate(filename, root, base + ("slots", slot_name, "group"), f"unknown group {slot.group!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(groups)})", slot.group))
+                issues.append(locate(filename, root, base + ("slots", slot_name, "group"), f"unknown group {slot.group!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(groups)})", slot.group))
     for name, s in skills.items():
         clash = set(s.params) & set(CONSTANTS)
         if clash:
             filename, root, base = origin[("skill", name)]
-            issues.append(_locate(filename, root, base + ("params",), f"parameter name {sorted(clash)[0]!r} is reserved for a constant"))
+            issues.append(locate(filename, root, base + ("params",), f"parameter name {sorted(clash)[0]!r} is reserved for a constant"))
     if "thing" not in groups:
         issues.append(LibraryIssue(paths[0].name if paths else "<library>", None, None, "groups", "the group 'thing' (every category) must exist"))
     if not methods:

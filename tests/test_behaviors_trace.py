@@ -115,3 +115,9 @@ def test_bench_tree_command_and_size():
     assert "nodes in the tree" in result.output and "30" in result.output
     r = benchmark_tree(30, ticks=200)
     assert r.nodes == 30 and r.tree_tick_us > 0
+
+
+def test_debug_command_bad_scenario_is_bad_input():
+    result = CliRunner().invoke(app(), ["debug", "serve a drink", "--scenario", "no_such_room"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "no_such_room is not a usable scenario" in result.output

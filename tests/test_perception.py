@@ -154,6 +154,6 @@ def test_commands_show_and_eval(tmp_path) -> None:
     assert png.exists() and png.stat().st_size > 1000
     result = runner.invoke(app, ["perception", "eval", "--frames", "4", "--scenario", "kitchen", "--robustness-frames", "0"])
     assert result.exit_code in (0, 1), result.output
-    assert "Perception accuracy" in result.output
+    assert "Localisation" in result.output and "precision / recall" in result.output
     result = runner.invoke(app, ["perception", "show", "no_such_room"])
     assert result.exit_code == 2

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# One torch thread for the shared MiniLM encoder in this test process: on shared cores two
+# threads make each forward pass 10-30x slower (see planner.language.Encoder).
+os.environ.setdefault("VLA_AGENT_PLANNER_THREADS", "1")
+
 import json
 import shutil
 from pathlib import Path

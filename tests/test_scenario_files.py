@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from scenarios.loading import (
-    _Yaml12Loader,
     ScenarioError,
     builtin_scenarios,
     load_scenario,
@@ -20,6 +19,7 @@ from scenarios.loading import (
     template_text,
 )
 from scenarios.predicates import Predicate
+from scenarios.yamlfiles import Yaml12Loader
 
 runner = CliRunner()
 
@@ -200,9 +200,9 @@ def test_json_schema_is_valid_and_documents_fields():
     assert {"name", "room", "robot"} <= set(schema["required"])
     validator = jsonschema.Draft202012Validator(schema)
     for path in builtin_scenarios().values():
-        data = yaml.load(path.read_text(), Loader=_Yaml12Loader)
+        data = yaml.load(path.read_text(), Loader=Yaml12Loader)
         assert not list(validator.iter_errors(data)), path
-    bad = yaml.load(GOOD.replace("[5.0, 4.0]", "five"), Loader=_Yaml12Loader)
+    bad = yaml.load(GOOD.replace("[5.0, 4.0]", "five"), Loader=Yaml12Loader)
     assert list(validator.iter_errors(bad)), "an editor would flag a wrong type"
     committed = json.loads(Path(__file__).resolve().parents[1].joinpath("docs/scenario.schema.json").read_text())
     assert committed == schema, "docs/scenario.schema.json is stale: run `vla-agent scenario schema --out docs/scenario.schema.json`"

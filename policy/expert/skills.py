@@ -305,11 +305,12 @@ class Pick(Skill):
                 self.done = True  # already holding it
                 return
             if not self._window_ok(ctx):
-                cands = approaches(ctx.scenario, ctx.state, self.obj)
-                if not cands or np.linalg.norm(cands[0][1].xy - np.array(ctx.base[:2])) > 0.6:
+                here = np.array(ctx.base[:2])
+                cands = [c for c in approaches(ctx.scenario, ctx.state, self.obj)[:8] if np.linalg.norm(c[1].xy - here) <= 0.8]
+                if not cands:
                     self.fail("object out of reach from here")
                     return
-                pose = cands[0][1]
+                pose = min(cands, key=lambda c: c[0] + 2.0 * float(np.linalg.norm(c[1].xy - here)))[1]
                 self.align = PathFollower([np.array(ctx.base[:2]), pose.xy], pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
                 self.go("align")
             else:

@@ -116,10 +116,13 @@ def object_approaches(scenario: Scenario, state: PrivilegedState, obj_id: str, a
             edge_local = local.copy()
             edge_local[axis] = nl[axis] * half[axis]
             base = _world(f, edge_local) + n_world * standoff - left * sgn * ARM_Y
-            # The base must stay within the side's length when it slides under a top.
+            # Sliding under a table top only works between its legs (inset 5 cm from the corners).
             base_local = _local(f, base)
             along = 1 - axis
             overhang = abs(base_local[along]) - half[along]
+            if standoff < 0.27 and abs(base_local[along]) + 0.26 > half[along] - 0.08:
+                standoff = 0.27
+                base = _world(f, edge_local) + n_world * standoff - left * sgn * ARM_Y
             clear = _pose_clear(base, obs, scenario.room.size, skip)
             if clear < BASE_CLEARANCE:
                 continue
@@ -159,6 +162,9 @@ def furniture_approaches(scenario: Scenario, state: PrivilegedState, fid: str, a
         left = np.array([-math.sin(yaw), math.cos(yaw)])
         depth = min(0.2, half[axis] - 0.06) if fkind != "bin" else half[axis]
         standoff = max(s_min, preferred_forward("side") - depth) if fkind != "bin" else s_min
+        if f.size[2] > 1.0:
+            # Tall furniture: a carried object (0.36 m ahead, below the top) must stay outside it.
+            standoff = max(standoff, 0.46)
         span = max(half[along] - 0.12, 0.0)
         for t in np.linspace(-span, span, max(1, int(2 * span / 0.1) + 1)) if fkind != "bin" else [0.0]:
             spot_local = nl * half - nl * depth
@@ -224,4 +230,4 @@ def in_reach(scenario: Scenario, state: PrivilegedState, target: str) -> bool:
     half = np.array(f.size[:2]) / 2
     closest = _world(f, np.clip(local, -half, half))
     p = to_base(base, closest)
-    return float(np.linalg.norm(p)) <= 0.45 and p[0] > 0 and abs(math.atan2(p[1], p[0])) <= math.radians(50)
+    return float(np.linalg.norm(p)) <= 0.55 and p[0] > 0 and abs(math.atan2(p[1], p[0])) <= math.radians(50)
