@@ -246,10 +246,11 @@ def bench_world(
 
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
-    from agent import commands_perception, commands_plan
+    from agent import commands_expert, commands_perception, commands_plan
 
     commands_plan.register(app)
     commands_perception.register(app)
+    commands_expert.register(app)
 
 
 _register_commands()

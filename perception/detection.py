@@ -43,14 +43,16 @@ class Detection:
     points: np.ndarray  # (n, 3) world points
     category: str = ""
     cache: dict[str, np.ndarray] = field(default_factory=dict)
+    stride: int = 1  # pixels are on a grid of every `stride`-th full-resolution pixel
 
     @property
     def n_pixels(self) -> int:
         return len(self.pixels)
 
     def bbox(self) -> tuple[int, int, int, int]:
-        r, c = self.pixels[:, 0], self.pixels[:, 1]
-        return int(c.min()), int(r.min()), int(c.max()), int(r.max())
+        """(x0, y0, x1, y1) in full-resolution pixels."""
+        r, c = self.pixels[:, 0] * self.stride, self.pixels[:, 1] * self.stride
+        return int(c.min()), int(r.min()), int(c.max() + self.stride - 1), int(r.max() + self.stride - 1)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class PersonDetection:
 
 
 def detect_people(points: np.ndarray, labels: np.ndarray, fg: np.ndarray, static: StaticMap,
-                  previous: dict[str, np.ndarray]) -> tuple[dict[str, PersonDetection], np.ndarray]:
+                  previous: dict[str, np.ndarray], stride: int = 1) -> tuple[dict[str, PersonDetection], np.ndarray]:
     """People near their last known places, and the mask of their pixels (not objects).
 
     People are tall: foreground points above 1.35 m within 0.5 m of where a person was last
@@ -79,7 +81,7 @@ def detect_people(points: np.ndarray, labels: np.ndarray, fg: np.ndarray, static
     for pid, guess in previous.items():
         d = np.hypot(pts[:, 0] - guess[0], pts[:, 1] - guess[1])
         tall = (d < 0.5) & (pts[:, 2] > 1.35)
-        if tall.sum() < 40:
+        if tall.sum() < max(40 // stride**2, 6):
             continue
         head = pts[tall]
         xy = np.median(head[:, :2], axis=0)
@@ -90,7 +92,7 @@ def detect_people(points: np.ndarray, labels: np.ndarray, fg: np.ndarray, static
         palm_z = 0.59 * height
         hand_pts = skin & (d > 0.3) & (d < 0.62) & (np.abs(pts[:, 2] - palm_z) < 0.06)
         hand = None
-        if hand_pts.sum() >= 8:
+        if hand_pts.sum() >= max(8 // stride**2, 2):
             direction = np.mean(pts[hand_pts, :2], axis=0) - xy
             direction /= np.linalg.norm(direction) + 1e-9
             hand = np.array([*(xy + 0.465 * direction), palm_z])
@@ -101,7 +103,7 @@ def detect_people(points: np.ndarray, labels: np.ndarray, fg: np.ndarray, static
 
 
 def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarray, static: StaticMap,
-                   inventory: dict[str, list[str]], camera_pos: np.ndarray) -> list[Detection]:
+                   inventory: dict[str, list[str]], camera_pos: np.ndarray, stride: int = 1) -> list[Detection]:
     """Objects of the inventory's colours among candidate pixels.
 
     `inventory` maps colour → categories present in the scene (with repeats for several

@@ -10,6 +10,8 @@ in behind the same `reset`/`step` interface.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +69,7 @@ class SimWorld(gym.Env):
         self._renderers: dict[tuple[int, int], CameraRenderer] = {}
         self.task = ""
         self.steps = 0
+        self._render_cameras = True
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
         self.action_space = self.controller.action_space
         self.observation_space = self._observation_space()
@@ -114,6 +117,16 @@ class SimWorld(gym.Env):
     def control_period(self) -> float:
         return 1.0 / self.config.control_hz
 
+    @contextmanager
+    def cameras_off(self) -> Iterator[None]:
+        """Step without rendering (observations carry only state and task), e.g. for set-up
+        steps nobody records; rendering is most of a step's cost."""
+        saved, self._render_cameras = self._render_cameras, False
+        try:
+            yield
+        finally:
+            self._render_cameras = saved
+
     def hold_action(self) -> np.ndarray:
         """The action that keeps the robot where it is."""
         return self.controller.hold_action()
@@ -147,6 +160,9 @@ class SimWorld(gym.Env):
     # -- internals -----------------------------------------------------------------------
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {"observation.state": self.controller.proprioception()}
+        if not self._render_cameras:
+            obs["task"] = self.task
+            return obs
         renderer = self.renderer(self.config.image_size)
         for cam in self.config.cameras:
             obs[f"observation.images.{cam}"] = renderer.rgb(self.data, CAMERA_MJCF[cam])

@@ -38,6 +38,15 @@ def test_observation_matches_space_and_uses_lerobot_keys(kitchen: SimWorld):
     assert kitchen.action_space.shape == (19,)
 
 
+def test_cameras_off_skips_rendering(kitchen: SimWorld):
+    kitchen.reset(seed=0)
+    with kitchen.cameras_off():
+        obs, *_ = kitchen.step(kitchen.hold_action())
+    assert set(obs) == {"observation.state", "task"}
+    obs, *_ = kitchen.step(kitchen.hold_action())
+    assert kitchen.observation_space.contains(obs)
+
+
 def test_same_seed_same_world_other_seed_other_world():
     world = SimWorld("distractors", NO_CAMERAS)
     try:

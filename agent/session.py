@@ -1,0 +1,94 @@
+"""The composition of one run: world, camera perception, policy, planner and executor.
+
+This is the only place that wires the packages together for a simulated run; `vla-agent
+run`, `vla-agent debug`, evaluation and the HTTP service's workers all build their
+sessions here, so they behave the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+PolicyName = Literal["vla", "expert"]
+POLICIES: tuple[str, ...] = ("vla", "expert")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "policy" / "checkpoints" / "default"
+
+
+class PlanFailed(Exception):
+    """The planner returned a question or a refusal instead of a plan."""
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+        text = getattr(outcome, "question", None) or getattr(outcome, "reason", str(outcome))
+        closest = getattr(outcome, "closest_goals", None)
+        if closest:
+            text += " (try: " + "; ".join(f'"{g}"' for g in closest) + ")"
+        super().__init__(text)
+
+
+class PolicyUnavailable(Exception):
+    """The requested policy cannot run here (e.g. no trained checkpoint)."""
+
+
+def vla_available(checkpoint: Path = DEFAULT_CHECKPOINT) -> bool:
+    return (checkpoint / "model.safetensors").exists()
+
+
+def policy_factory(policy: str, world: Any, checkpoint: Path = DEFAULT_CHECKPOINT) -> Any:
+    """subtask -> policy. The expert reads privileged state (its job); the VLA only observations."""
+    if policy not in POLICIES:
+        from scenarios.catalog import nearest
+
+        hint = nearest(policy, list(POLICIES))
+        raise ValueError(f"unknown policy {policy!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(POLICIES)})")
+    if policy == "expert":
+        from policy.expert import ScriptedExpert
+
+        return lambda subtask: ScriptedExpert(world, subtask.skill, list(subtask.args))
+    if not vla_available(checkpoint):
+        raise PolicyUnavailable(
+            f"no trained VLA checkpoint at {checkpoint}; use --policy expert, or train one "
+            "(vla-agent collect, then vla-agent train)"
+        )
+    from policy.vla import VLAPolicy
+
+    model = VLAPolicy.from_pretrained(checkpoint)
+
+    def make(subtask: Any) -> Any:
+        model.reset()
+        return model
+
+    return make
+
+
+def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,
+                  config: Any = None, world_config: Any = None) -> Any:
+    """A started Executor for `goal` in `scenario` (see module docstring).
+
+    The plan is made from perception's first belief, as a real robot would; repairs go
+    through the planner too. Raises PlanFailed, PolicyUnavailable or ScenarioError.
+    """
+    from behaviors.executor import Executor
+    from behaviors.recovery import PlannerReplanner
+    from perception.perception import Perception
+    from planner.planning import plan
+    from scenarios.loading import load_scenario
+    from scenarios.world import SimWorld, WorldConfig
+
+    sc = scenario if not isinstance(scenario, (str, Path)) else load_scenario(scenario)
+    world = SimWorld(sc, world_config or WorldConfig())
+    try:
+        factory = policy_factory(policy, world)
+        obs, _ = world.reset(seed=seed, options={"task": goal})
+        perception = Perception.for_world(world)
+        result = plan(goal, sc, perception.update(obs))
+        if getattr(result, "kind", None) != "plan":
+            raise PlanFailed(result)
+    except Exception:
+        world.close()
+        raise
+    ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=PlannerReplanner(sc), config=config,
+                  trace=trace, seed=seed, scenario=sc.name)
+    ex.start(obs)
+    return ex
