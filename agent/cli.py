@@ -244,6 +244,35 @@ def bench_world(
     console.print(table)
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    store: Annotated[Path, typer.Option(help="SQLite run store; runs' traces go beside it.")] = Path("runs/runs.sqlite"),
+    workers: Annotated[int, typer.Option(help="Runs simulated at once, each in its own process.")] = 2,
+    session: Annotated[Optional[str], typer.Option(help="module:function building a run's session (default: the simulator).")] = None,
+) -> None:
+    """The HTTP service: POST /runs, follow /runs/{id}/events, pause/step/resume/cancel, frames and trees.
+
+    OpenAPI documentation at http://HOST:PORT/docs once it runs.
+    """
+    import uvicorn
+
+    from agent.runs import load_builder
+    from agent.service import create_app
+
+    if not 1 <= port <= 65535:
+        _fail(f"--port must be in 1..65535, got {port}")
+    if not 1 <= workers <= 64:
+        _fail(f"--workers must be in 1..64, got {workers}")
+    try:
+        load_builder(session)
+    except (ImportError, AttributeError, ValueError) as exc:
+        _fail(f"--session {session!r} cannot be used: {exc}")
+    console.print(f"serving on http://{host}:{port} (docs at /docs), store {store}", highlight=False)
+    uvicorn.run(create_app(store, max_workers=workers, builder=session), host=host, port=port, log_level="warning")
+
+
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
     from agent import commands_expert, commands_perception, commands_plan

@@ -110,15 +110,17 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
     objects of the same colour and category).
     """
     detections: list[Detection] = []
+    min_pixels = max(MIN_PIXELS // stride**2, 4)
+    min_segment = max(4 // stride**2, 1)
     neutral_ids = [CLASS_INDEX[c] for c in NEUTRAL]
-    parts = candidates & np.isin(labels, neutral_ids)
+    parts = candidates & _NEUTRAL_LUT[labels + 1]
     used = np.zeros(candidates.shape, dtype=bool)
     chromatic = [c for c in inventory if c not in NEUTRAL]
     neutral = [c for c in inventory if c in NEUTRAL]
     for colour in chromatic + neutral:
         full = candidates & (labels == CLASS_INDEX[colour]) & ~used
         rows, cols = np.nonzero(full)
-        if rows.size < MIN_PIXELS // 2:
+        if rows.size < min_pixels // 2:
             continue
         r0, c0 = rows.min(), cols.min()
         mask = full[r0 : rows.max() + 1, c0 : cols.max() + 1]
@@ -128,14 +130,14 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
         sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
         slices = ndimage.find_objects(comp)
         groups: list[np.ndarray] = []
-        for k in np.flatnonzero(sizes >= 4):
+        for k in np.flatnonzero(sizes >= min_segment):
             sl = slices[k]
             rr, cc = np.nonzero(comp[sl] == k + 1)
             groups.append(np.stack([rr + sl[0].start + r0, cc + sl[1].start + c0], 1))
-        groups = _merge_and_split(groups, points, len(inventory[colour]))
+        groups = _merge_and_split(groups, points, len(inventory[colour]), stride)
         for pix in groups:
-            det = _measure(pix, points, labels, parts & ~used, static, colour, inventory[colour], camera_pos, neutral_ids)
-            if det is None or det.n_pixels < MIN_PIXELS:
+            det = _measure(pix, points, labels, parts & ~used, static, colour, inventory[colour], camera_pos, neutral_ids, stride)
+            if det is None or det.n_pixels < min_pixels:
                 continue
             if colour in NEUTRAL and (min(det.category_costs.values()) > 9.0 or any(
                     np.linalg.norm(det.top_xy - other.top_xy) < 0.06 for other in detections)):
@@ -145,7 +147,7 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
     return detections
 
 
-def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int) -> list[np.ndarray]:
+def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int, stride: int = 1) -> list[np.ndarray]:
     """Join segments of one object broken by shading or occlusion; split segments that span several objects.
 
     Two segments join when their image boxes touch and together they are no wider in the
@@ -164,7 +166,7 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
         for j in range(i + 1, len(groups)):
             a, b = boxes[i], boxes[j]
             gap = max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
-            if gap > 3 or root(i) == root(j):
+            if gap > max(3 // stride, 1) or root(i) == root(j):
                 continue
             both = np.concatenate([xyz[i], xyz[j]])
             if np.ptp(both[:, :2], axis=0).max() < 0.11 and np.ptp(both[:, 2]) < 0.3:
@@ -178,11 +180,11 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
         pts = np.concatenate([xyz[i] for i in m])
         span = np.ptp(pts[:, :2], axis=0).max() if len(pts) else 0.0
         k = min(max(expected, 1), int(np.ceil(span / 0.1)))
-        if span > 0.14 and k >= 2 and len(pix) >= 2 * MIN_PIXELS:
+        if span > 0.14 and k >= 2 and len(pix) >= 2 * max(MIN_PIXELS // stride**2, 4):
             out.extend(_kmeans_split(pix, pts[:, :2], k))
         else:
             out.append(pix)
-    return [p for p in out if len(p) >= 4]
+    return [p for p in out if len(p) >= max(4 // stride**2, 1)]
 
 
 def _kmeans_split(pix: np.ndarray, xy: np.ndarray, k: int) -> list[np.ndarray]:
@@ -194,34 +196,49 @@ def _kmeans_split(pix: np.ndarray, xy: np.ndarray, k: int) -> list[np.ndarray]:
     return [pix[assign == j] for j in range(k)]
 
 
+_LIGHT = np.zeros(len(CLASSES) + 1, dtype=bool)  # indexed by label + 1 (UNKNOWN = -1)
+_LIGHT[[CLASS_INDEX["white"] + 1, CLASS_INDEX["grey"] + 1]] = True
+_NEUTRAL_LUT = np.zeros(len(CLASSES) + 1, dtype=bool)
+_NEUTRAL_LUT[[CLASS_INDEX[c] + 1 for c in NEUTRAL]] = True
+
+
 def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.ndarray, static: StaticMap,
-             colour: str, categories: list[str], camera_pos: np.ndarray, neutral_ids: list[int]) -> Detection | None:
+             colour: str, categories: list[str], camera_pos: np.ndarray, neutral_ids: list[int], stride: int = 1) -> Detection | None:
     xyz = points[pix[:, 0], pix[:, 1]]
     # Attach part pixels (openings, lids, caps, labels) near the segment in the image and in 3D.
-    r0, c0 = pix.min(0) - 4
-    r1, c1 = pix.max(0) + 5
+    pad = -(-4 // stride)
+    r0, c0 = pix.min(0) - pad
+    r1, c1 = pix.max(0) + pad + 1
     r0, c0 = max(r0, 0), max(c0, 0)
     sub = parts[r0:r1, c0:c1]
+    centre = np.median(xyz, axis=0)
     if sub.any():
         rr, cc = np.nonzero(sub)
-        ppix = np.stack([rr + r0, cc + c0], 1)
-        pxyz = points[ppix[:, 0], ppix[:, 1]]
-        centre = np.median(xyz, axis=0)
-        close = (np.hypot(pxyz[:, 0] - centre[0], pxyz[:, 1] - centre[1]) < 0.06) & (np.abs(pxyz[:, 2] - centre[2]) < 0.15)
+        rr += r0
+        cc += c0
+        pxyz = points[rr, cc]
+        dx, dy = pxyz[:, 0] - centre[0], pxyz[:, 1] - centre[1]
+        close = (dx * dx + dy * dy < 0.0036) & (np.abs(pxyz[:, 2] - centre[2]) < 0.15)
         if close.any():
-            pix = np.concatenate([pix, ppix[close]])
+            pix = np.concatenate([pix, np.stack([rr[close], cc[close]], 1)])
             xyz = np.concatenate([xyz, pxyz[close]])
-    top = float(np.percentile(xyz[:, 2], 98))
-    bottom = float(np.percentile(xyz[:, 2], 2))
-    centre_xy = np.median(xyz[:, :2], axis=0)
+    z = xyz[:, 2]
+    zs = np.sort(z)
+    n = len(zs)
+    top = float(zs[int(round(0.98 * (n - 1)))])
+    bottom = float(zs[int(round(0.02 * (n - 1)))])
+    centre_xy = centre[:2]
     support = static.support_below(centre_xy, bottom)
     resting = bottom - support.z < RESTING_GAP
-    band = xyz[:, 2] > top - 0.006
-    top_xy = xyz[band, :2].mean(axis=0) if band.sum() >= 3 else centre_xy
+    band = z > top - 0.006
+    top_xy = xyz[band, :2].mean(axis=0) if np.count_nonzero(band) >= 3 else centre_xy.copy()
     lab = labels[pix[:, 0], pix[:, 1]]
-    top_lab = lab[xyz[:, 2] > top - 0.012]
-    dark_top = float(np.mean(top_lab == CLASS_INDEX["black"])) if len(top_lab) else 0.0
-    light_top = float(np.mean(np.isin(top_lab, [CLASS_INDEX["white"], CLASS_INDEX["grey"]]))) if len(top_lab) else 0.0
+    top_lab = lab[z > top - 0.012]
+    if len(top_lab):
+        dark_top = float(np.count_nonzero(top_lab == CLASS_INDEX["black"])) / len(top_lab)
+        light_top = float(np.count_nonzero(_LIGHT[top_lab + 1])) / len(top_lab)
+    else:
+        dark_top = light_top = 0.0
     height = top - support.z
     costs: dict[str, float] = {}
     for cat in set(categories):
@@ -235,7 +252,7 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
             if cat in ("can", "bottle"):
                 cost += 0.0 if light_top > 0.1 else 3.0
         costs[cat] = float(cost)
-    det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz)
+    det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz, stride=stride)
     det.category = min(costs, key=costs.get)  # type: ignore[arg-type]
     det.position = position_for(det, det.category, camera_pos)
     return det
@@ -261,15 +278,22 @@ def _position(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarr
 
 
 def _sphere_centre(pts: np.ndarray, radius: float, camera_pos: np.ndarray) -> np.ndarray:
-    """Least-squares centre of a sphere of known radius seen from one side."""
-    ray = pts.mean(axis=0) - camera_pos
-    c = pts.mean(axis=0) + radius * 0.6 * ray / (np.linalg.norm(ray) + 1e-9)
-    for _ in range(6):
+    """Least-squares centre of a sphere of known radius seen from one side (Gauss-Newton)."""
+    if len(pts) > 96:
+        pts = pts[:: int(np.ceil(len(pts) / 96))]
+    pts = pts.astype(np.float64)
+    mean = pts.mean(axis=0)
+    ray = mean - camera_pos
+    c = mean + radius * 0.6 * ray / (np.linalg.norm(ray) + 1e-9)
+    eye = 1e-6 * np.eye(3)
+    for _ in range(4):
         diff = c - pts
-        dist = np.linalg.norm(diff, axis=1) + 1e-9
-        res = dist - radius
+        dist = np.sqrt((diff * diff).sum(axis=1)) + 1e-9
         jac = diff / dist[:, None]
-        c = c + np.linalg.solve(jac.T @ jac + 1e-6 * np.eye(3), -jac.T @ res)
+        step = np.linalg.solve(jac.T @ jac + eye, -(jac.T @ (dist - radius)))
+        c = c + step
+        if step @ step < 1e-8:
+            break
     return c
 
 

@@ -175,38 +175,51 @@ def to_world(q: np.ndarray, pose: Pose) -> np.ndarray:
 def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
     """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
 
-    Each geom first culls the candidates by its bounding box; only points inside get the
-    exact shape test.
+    Vectorised over (geom, point) pairs: the points inside each geom's bounding cube, then
+    the exact distance to its shape on those pairs only; no Python loop over geoms or pixels.
     """
     hit = np.zeros(candidates.shape, dtype=bool)
-    rr, cc = np.nonzero(candidates)
-    if rr.size == 0:
+    idx = np.flatnonzero(candidates.reshape(-1))
+    if idx.size == 0:
         return hit
-    p = points[rr, cc]
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    p = points.reshape(-1, 3)[idx]
+    # Geoms whose bounding sphere can reach any candidate point.
+    lo, hi = p.min(0), p.max(0)
+    rad = geoms.radius + margin
+    near = np.all((geoms.pos + rad[:, None] >= lo) & (geoms.pos - rad[:, None] <= hi), axis=1)
+    g_near = np.flatnonzero(near)
+    if g_near.size == 0:
+        return hit
+    c = geoms.pos[g_near].astype(np.float32)
+    r = rad[g_near].astype(np.float32)
+    # Pairs (geom, point) whose point lies in the geom's bounding cube, then the exact test on those.
+    inside = np.abs(p[None, :, 0] - c[:, 0:1]) < r[:, None]
+    inside &= np.abs(p[None, :, 1] - c[:, 1:2]) < r[:, None]
+    inside &= np.abs(p[None, :, 2] - c[:, 2:3]) < r[:, None]
+    gi, ni = np.nonzero(inside)
+    if gi.size == 0:
+        return hit
+    rot = geoms.rot[g_near].astype(np.float32)[gi]  # (M, 3, 3)
+    diff = p[ni] - c[gi]
+    local = np.einsum("mk,mkj->mj", diff, rot)
+    size = geoms.size[g_near].astype(np.float32)[gi]
+    kind = geoms.kind[g_near][gi]
+    ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), np.abs(local[:, 2])
+    radial = np.sqrt(local[:, 0] ** 2 + local[:, 1] ** 2)
+    zc = np.maximum(az - size[:, 1], 0.0)
+    d = np.maximum(np.maximum(ax - size[:, 0], ay - size[:, 1]), az - size[:, 2])  # boxes, ellipsoids by their box
+    d = np.where(kind == GEOM_SPHERE, np.sqrt(radial**2 + az**2) - size[:, 0], d)
+    d = np.where(kind == GEOM_CAPSULE, np.sqrt(radial**2 + zc**2) - size[:, 0], d)
+    d = np.where(kind == GEOM_CYLINDER, np.maximum(radial - size[:, 0], az - size[:, 1]), d)
     own = np.zeros(len(p), dtype=bool)
-    lo_all = p.min(0)
-    hi_all = p.max(0)
-    for g in range(len(geoms.kind)):
-        c = geoms.pos[g]
-        r = geoms.radius[g] + margin
-        if np.any(c + r < lo_all) or np.any(c - r > hi_all):
-            continue
-        sel = np.flatnonzero((np.abs(x - c[0]) < r) & (np.abs(y - c[1]) < r) & (np.abs(z - c[2]) < r))
-        if sel.size == 0:
-            continue
-        local = (p[sel] - c) @ geoms.rot[g].astype(np.float32)
-        size = geoms.size[g]
-        kind = geoms.kind[g]
-        if kind == GEOM_SPHERE:
-            d = np.linalg.norm(local, axis=1) - size[0]
-        elif kind == GEOM_CAPSULE:
-            local[:, 2] -= np.clip(local[:, 2], -size[1], size[1])
-            d = np.linalg.norm(local, axis=1) - size[0]
-        elif kind == GEOM_CYLINDER:
-            d = np.maximum(np.linalg.norm(local[:, :2], axis=1) - size[0], np.abs(local[:, 2]) - size[1])
-        else:  # boxes, and ellipsoids by their bounding box
-            d = np.max(np.abs(local) - size, axis=1)
-        own[sel[d < margin]] = True
-    hit[rr[own], cc[own]] = True
+    own[ni[d < margin]] = True
+    hit.reshape(-1)[idx[own]] = True
     return hit
+
+
+def scaled_intrinsics(K: np.ndarray, stride: int) -> np.ndarray:
+    """Intrinsics of the image made of every `stride`-th pixel (pixel centres at 0, s, 2s, ...)."""
+    Ks = np.array(K, dtype=np.float64)
+    Ks[:2] /= stride
+    Ks[2] = (0.0, 0.0, 1.0)
+    return Ks

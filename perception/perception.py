@@ -20,7 +20,7 @@ import structlog
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from perception.colours import CLASS_INDEX, ColourTable
 from perception.detection import Detection, PersonDetection, detect_objects, detect_people
-from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask, to_world
+from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask, scaled_intrinsics, to_world
 from perception.predicates import object_predicates, robot_near_all
 from perception.static_map import StaticMap
 from perception.tracking import OPEN, Tracker
@@ -62,6 +62,7 @@ class Perception:
         self.stride = PIXEL_STRIDE
         full = RayGrid.from_intrinsics(self.K, *image_size)
         self.rays = RayGrid(np.ascontiguousarray(full.rays[:: self.stride, :: self.stride]))
+        self.K_grid = scaled_intrinsics(self.K, self.stride)
         self.colours = colour_table or ColourTable.load()
         self.registration = CameraRegistration(stride=max(12 // self.stride, 1))
         self.tracker = Tracker(self.inventory)

@@ -107,7 +107,7 @@ def object_approaches(scenario: Scenario, state: PrivilegedState, obj_id: str, a
         nl = np.asarray(nl)
         axis = 0 if nl[0] != 0 else 1
         depth = half[axis] - nl[axis] * local[axis]
-        standoff = max(s_min, want - depth)
+        side_standoff = max(s_min, want - depth)
         n_world = _world(f, nl) - np.asarray(f.pos)
         yaw = math.atan2(-n_world[1], -n_world[0])
         left = np.array([-math.sin(yaw), math.cos(yaw)])
@@ -115,6 +115,7 @@ def object_approaches(scenario: Scenario, state: PrivilegedState, obj_id: str, a
             sgn = 1.0 if side == "left" else -1.0
             edge_local = local.copy()
             edge_local[axis] = nl[axis] * half[axis]
+            standoff = side_standoff  # per arm: one arm's leg clearance must not push the other back
             base = _world(f, edge_local) + n_world * standoff - left * sgn * ARM_Y
             # Sliding under a table top only works between its legs (inset 5 cm from the corners).
             base_local = _local(f, base)
