@@ -191,6 +191,82 @@ def scenario_xml(
     console.print(f"wrote {out / 'scene.xml'}; view it with `python -m mujoco.viewer --mjcf={out / 'scene.xml'}`", highlight=False)
 
 
+# --------------------------------------------------------------------------------------- run
+@app.command("run")
+def run(
+    goal: Annotated[str, typer.Argument(help='What the robot should do, e.g. "serve a drink to the person".')],
+    scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or YAML file.")] = "kitchen",
+    policy: Annotated[str, typer.Option("--policy", help="vla (the learned policy) or expert (the scripted baseline).")] = "vla",
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Randomisation seed of the scene.")] = 0,
+    video: Annotated[Optional[Path], typer.Option("--video", help="Write head camera | overview as an MP4.")] = None,
+    trace: Annotated[Optional[Path], typer.Option("--trace", help="Trace file; default runs/RUN-ID/trace.jsonl.")] = None,
+    choose: Annotated[Optional[list[str]], typer.Option("--choose", help="Answer the planner's question: SLOT=ID.")] = None,
+) -> None:
+    """Plan a goal from what the cameras see, run it as a behaviour tree and report the outcome.
+
+    Exit codes: 0 succeeded, 1 the execution failed, 2 bad input, 3 the goal cannot be planned
+    here (or the planner needs an answer: repeat with --choose SLOT=ID).
+    """
+    import time as _time
+    import uuid
+
+    from agent.running import execute
+    from agent.session import POLICIES, PlanFailed, PolicyUnavailable, build_session
+    from behaviors.trace import default_trace_path
+
+    if policy not in POLICIES:
+        from scenarios.catalog import nearest
+
+        hint = nearest(policy, list(POLICIES))
+        _fail(f"unknown policy {policy!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(POLICIES)})")
+    if seed < 0:
+        _fail(f"--seed must be 0 or more, got {seed}")
+    answers = {}
+    for item in choose or []:
+        slot, sep, value = item.partition("=")
+        if not sep or not slot or not value:
+            _fail(f"--choose takes SLOT=ID, got {item!r}")
+        answers[slot] = value
+    sc = _load(scenario)
+    path = trace or default_trace_path(_time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+    console.print(f"planning {goal!r} in {sc.name} (seed {seed}, policy {policy}) ...", highlight=False)
+    try:
+        ex = build_session(goal, sc, seed=seed, policy=policy, trace=path, answers=answers or None)
+    except PolicyUnavailable as exc:
+        _fail(str(exc), ExitCode.CANNOT_PLAN)
+    except PlanFailed as exc:
+        outcome = exc.outcome
+        if getattr(outcome, "kind", "") == "clarification":
+            err_console.print(f"[bold yellow]question:[/] {outcome.question}", highlight=False)
+            for c in outcome.candidates:
+                err_console.print(f"  --choose {outcome.slot}={c.id}   ({c.description})", highlight=False)
+            raise typer.Exit(int(ExitCode.CANNOT_PLAN))
+        _fail(f"cannot plan {goal!r}: {exc}", ExitCode.BAD_INPUT if getattr(outcome, "bad_input", False) else ExitCode.CANNOT_PLAN)
+    from planner.render import to_text
+
+    console.print(to_text(ex.graph), highlight=False, markup=False)
+    try:
+        summary = execute(ex, console, video=video)
+    finally:
+        ex.close()
+    table = Table(title=f"{'succeeded' if summary.status == 'succeeded' else 'FAILED'}: {goal}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("subtasks done", f"{summary.subtasks_done} of {summary.subtasks_total}")
+    table.add_row("retries / replans", f"{summary.retries} / {summary.replans}")
+    table.add_row("time", f"{summary.world_seconds:.1f} s simulated, {summary.wall_seconds:.1f} s wall, {summary.ticks} ticks")
+    if summary.failed_subtask:
+        table.add_row("failed at", summary.failed_subtask)
+    for i, reason in enumerate(summary.reasons):
+        table.add_row("why" if i == 0 else "", reason)
+    table.add_row("trace", f"{summary.trace}  (vla-agent replay {summary.trace})")
+    if summary.video:
+        table.add_row("video", summary.video)
+    console.print(table)
+    if summary.status != "succeeded":
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
 # -------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(

@@ -63,7 +63,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path = DEFAULT_CHECKPOIN
 
 
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,
-                  config: Any = None, world_config: Any = None) -> Any:
+                  config: Any = None, world_config: Any = None, answers: dict[str, str] | None = None) -> Any:
     """A started Executor for `goal` in `scenario` (see module docstring).
 
     The plan is made from perception's first belief, as a real robot would; repairs go
@@ -82,7 +82,7 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
         factory = policy_factory(policy, world)
         obs, _ = world.reset(seed=seed, options={"task": goal})
         perception = Perception.for_world(world)
-        result = plan(goal, sc, perception.update(obs))
+        result = plan(goal, sc, perception.update(obs), answers=answers)
         if getattr(result, "kind", None) != "plan":
             raise PlanFailed(result)
     except Exception:

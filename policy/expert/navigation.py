@@ -24,8 +24,8 @@ ROBOT_RADIUS = 0.36  # base circumradius (0.245 x 0.255 half extents) plus margi
 TALL_RADIUS = 0.56  # clearance from tall obstacles (the hands reach ~0.55 m forward)
 TALL_HEIGHT = 0.95  # obstacles at least this high are tall (above the arms' home height)
 SOFT_MARGIN = 0.25  # extra band around obstacles that A* avoids when it can
-MAX_SPEED = 0.4  # m/s
-MAX_TURN = 0.8  # rad/s
+MAX_SPEED = 0.5  # m/s (the controller's per-axis limit)
+MAX_TURN = 1.0  # rad/s
 MAX_ACCEL = 0.8  # m/s^2
 MAX_ANG_ACCEL = 1.6  # rad/s^2
 LOOKAHEAD = 0.35  # m
@@ -90,6 +90,7 @@ class OccupancyGrid:
         # Cost of entering a cell: 1 plus a penalty that grows closer than SOFT_MARGIN to the limit.
         slack = np.minimum(self.low - ROBOT_RADIUS, self.tall - TALL_RADIUS)
         self.cost = 1.0 + 4.0 * np.clip(1.0 - slack / SOFT_MARGIN, 0.0, 1.0)
+        self._graph: nx.Graph | None = None
 
     def cell(self, xy: np.ndarray) -> tuple[int, int]:
         i = np.clip(((np.asarray(xy[:2]) - self.origin) / CELL).astype(int), 0, np.array(self.shape) - 1)
@@ -119,21 +120,53 @@ class OccupancyGrid:
                 return False
         return True
 
+    def graph(self) -> nx.Graph:
+        """The free cells as a weighted networkx graph (8-connected), built once per grid."""
+        if self._graph is None:
+            free = self.free
+            edges = []
+            for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                a = free[max(0, -di):free.shape[0] - max(0, di), max(0, -dj):free.shape[1] - max(0, dj)]
+                b = free[max(0, di):, max(0, dj):][:a.shape[0], :a.shape[1]] if dj >= 0 else free[di:, :free.shape[1] + dj][:a.shape[0], :a.shape[1]]
+                ii, jj = np.nonzero(a & b)
+                if dj < 0:
+                    jj = jj - dj  # a starts at column -dj
+                ci, cj = ii + max(0, -di), jj if dj < 0 else jj + max(0, -dj)
+                ni, nj = ci + di, cj + dj
+                w = math.hypot(di, dj) * 0.5 * (self.cost[ci, cj] + self.cost[ni, nj])
+                edges.extend(zip(zip(ci.tolist(), cj.tolist()), zip(ni.tolist(), nj.tolist()), w.tolist()))
+            g = nx.Graph()
+            g.add_nodes_from(map(tuple, np.argwhere(free).tolist()))
+            g.add_weighted_edges_from(edges)
+            self._graph = g
+        return self._graph
+
     def plan(self, start: np.ndarray, goal: np.ndarray) -> list[np.ndarray]:
         """A* path of waypoints (world xy) from start to goal through free cells, smoothed."""
         s, g = self.nearest_free(start), self.nearest_free(goal)
-        graph = nx.grid_2d_graph(*self.shape)
-        graph.remove_nodes_from([tuple(map(int, c)) for c in np.argwhere(~self.free)])
-        diag = [((i, j), (i + 1, j + dj)) for i, j in graph.nodes for dj in (-1, 1) if (i + 1, j + dj) in graph]
-        graph.add_edges_from(diag)
-        for u, v in graph.edges:
-            graph.edges[u, v]["weight"] = math.dist(u, v) * 0.5 * (self.cost[u] + self.cost[v])
+        graph = self.graph()
         try:
             cells = nx.astar_path(graph, s, g, heuristic=lambda a, b: math.dist(a, b), weight="weight")
         except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
             raise NavigationError(f"no free path from {tuple(np.round(start, 2))} to {tuple(np.round(goal, 2))}") from exc
         pts = [np.asarray(start[:2], float)] + [self.centre(c) for c in cells[1:-1]] + [np.asarray(goal[:2], float)]
         return smooth(pts, self)
+
+
+_GRIDS: dict[tuple, "OccupancyGrid"] = {}
+
+
+def grid_for(scenario: Scenario, state: PrivilegedState) -> OccupancyGrid:
+    """An occupancy grid for this room and these obstacles, reused while they stay put (the
+    graph A* searches is the costly part)."""
+    key = (id(scenario), scenario.room.size,
+           tuple((o.kind, tuple(np.round(o.centre, 3)), tuple(np.round(o.half, 3)), round(o.yaw, 3), o.tall) for o in obstacles(scenario, state)))
+    grid = _GRIDS.get(key)
+    if grid is None:
+        if len(_GRIDS) > 16:
+            _GRIDS.clear()
+        grid = _GRIDS[key] = OccupancyGrid(scenario, state)
+    return grid
 
 
 def smooth(points: list[np.ndarray], grid: OccupancyGrid) -> list[np.ndarray]:

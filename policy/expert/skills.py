@@ -18,7 +18,7 @@ import numpy as np
 from policy.expert.geometry import approach_axis, to_base, to_world
 from policy.expert.grasps import PREGRASP_BACK, PREGRASP_UP, Grasp, choose_grasp, grasp_kind
 from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, Command
-from policy.expert.navigation import NavigationError, OccupancyGrid, PathFollower
+from policy.expert.navigation import NavigationError, OccupancyGrid, PathFollower, grid_for
 from policy.expert.targets import ApproachPose, approaches
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import PrivilegedState
@@ -167,7 +167,7 @@ class NavigateTo(Skill):
         if not cands:
             self.fail("no free approach pose")
             return
-        grid = OccupancyGrid(ctx.scenario, ctx.state)
+        grid = grid_for(ctx.scenario, ctx.state)
         start = np.array(ctx.base[:2])
         best = None
         for cost, pose in cands[:4]:
