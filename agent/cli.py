@@ -351,11 +351,12 @@ def serve(
 
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
-    from agent import commands_expert, commands_perception, commands_plan
+    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan
 
     commands_plan.register(app)
     commands_perception.register(app)
     commands_expert.register(app)
+    commands_behaviors.register(app)
 
 
 _register_commands()

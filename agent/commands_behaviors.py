@@ -25,46 +25,13 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-class PlanFailed(Exception):
-    """The planner returned a question or a refusal instead of a plan."""
-
-    def __init__(self, outcome: Any) -> None:
-        self.outcome = outcome
-        text = getattr(outcome, "question", None) or getattr(outcome, "reason", str(outcome))
-        closest = getattr(outcome, "closest_goals", None)
-        if closest:
-            text += " (try: " + "; ".join(f'"{g}"' for g in closest) + ")"
-        super().__init__(text)
-
-
 def sim_executor(goal: str, scenario: Any, seed: int = 0, trace: Path | str | None = None,
-                 config: BehaviorConfig | None = None, world_config: Any = None) -> Executor:
-    """A started Executor for `goal` in the MuJoCo `scenario`: camera perception, the scripted
-    expert as the policy, the planner for the plan (from perception's first belief) and repairs."""
-    from perception.perception import Perception
-    from planner.planning import plan
-    from policy.expert import ScriptedExpert
-    from scenarios.loading import load_scenario
-    from scenarios.world import SimWorld, WorldConfig
+                 config: BehaviorConfig | None = None, world_config: Any = None, policy: str = "expert") -> Executor:
+    """A started Executor for `goal` in the MuJoCo `scenario`, built by `agent.session` (camera
+    perception, the policy, the planner for the plan and its repairs)."""
+    from agent.session import build_session
 
-    from behaviors.recovery import PlannerReplanner
-
-    sc = scenario if not isinstance(scenario, (str, Path)) else load_scenario(scenario)
-    world = SimWorld(sc, world_config or WorldConfig())
-    obs, _ = world.reset(seed=seed, options={"task": goal})
-    perception = Perception.for_world(world)
-    result = plan(goal, sc, perception.update(obs))
-    if getattr(result, "kind", None) != "plan":
-        world.close()
-        raise PlanFailed(result)
-
-    def policy(subtask: Any) -> Any:
-        return ScriptedExpert(world, subtask.skill, list(subtask.args))
-
-    ex = Executor(world, perception, policy, result.graph, goal=goal, replanner=PlannerReplanner(sc), config=config,
-                  trace=trace, seed=seed, scenario=sc.name)
-    ex.start(obs)
-    return ex
+    return build_session(goal, scenario, seed=seed, policy=policy, trace=trace, config=config, world_config=world_config)
 
 
 SessionFactory = Callable[[str, str, int, Path], Executor]
@@ -129,8 +96,13 @@ def register(app: typer.Typer, session_factory: SessionFactory | None = None) ->
 
         path = trace or default_trace_path(_time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
         err_console.print(f"planning {goal!r} in {scenario} (seed {seed}) ...", highlight=False)
+        from agent.session import PlanFailed, PolicyUnavailable
+
         try:
             ex = make_session(goal, scenario, seed, path)
+        except PolicyUnavailable as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(int(ExitCode.CANNOT_PLAN))
         except PlanFailed as exc:
             err_console.print(f"[bold red]error:[/] cannot plan {goal!r}: {exc}", highlight=False)
             raise typer.Exit(int(ExitCode.BAD_INPUT if getattr(exc.outcome, "kind", "") != "error" or
@@ -156,7 +128,7 @@ def register(app: typer.Typer, session_factory: SessionFactory | None = None) ->
 
     def bench_tree(
         nodes: Annotated[int, typer.Option(help="Nodes in the synthetic tree.")] = 30,
-        ticks: Annotated[int, typer.Option(help="Ticks measured (best of 5 runs).")] = 5000,
+        ticks: Annotated[int, typer.Option(help="Ticks measured, in 10 runs; the best run counts.")] = 10000,
     ) -> None:
         """Behaviour-tree overhead per tick, without a policy or a world (target ≤ 100 µs for 30 nodes)."""
         from behaviors.benchmark import benchmark_tree
@@ -164,8 +136,8 @@ def register(app: typer.Typer, session_factory: SessionFactory | None = None) ->
         if not 9 <= nodes <= 2000 or not 10 <= ticks <= 10**7:
             err_console.print("[bold red]error:[/] --nodes must be in 9..2000 and --ticks in 10..10000000", highlight=False)
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        result = benchmark_tree(nodes, ticks)
-        table = Table(title=f"Behaviour-tree overhead ({result.nodes} nodes, best of 5)")
+        result = benchmark_tree(nodes, ticks, repeats=10)
+        table = Table(title=f"Behaviour-tree overhead ({result.nodes} nodes, best of 10 runs of {ticks // 10} ticks)")
         table.add_column("measure")
         table.add_column("value", justify="right")
         for label, value in result.rows():

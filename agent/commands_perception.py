@@ -55,19 +55,22 @@ def _accuracy_table(title: str, reports: list) -> Table:
     return table
 
 
-def _predicate_table(title: str, reports: list) -> Table:
-    """Precision / recall of every predicate, one column per scenario."""
+def _predicate_table(title: str, reports: list, never_observed: bool = False) -> Table:
+    """Precision / recall of every predicate, one column per scenario (with tp/fp/fn for the total)."""
     from perception.evaluation import PREDICATES
 
-    table = Table(title=title)
+    table = Table(title=title + " (precision/recall; - : no positives)")
     table.add_column("predicate")
     for r in reports:
-        table.add_column(r.name, justify="right")
+        table.add_column(r.name[:11], justify="right")
+    table.add_column(f"{reports[-1].name}: tp/fp/fn", justify="right")
     for p in PREDICATES:
         row = [p]
         for r in reports:
-            c = r.predicates[p]
-            row.append(f"{_fmt(c.precision, 2)} / {_fmt(c.recall, 2)}" if c.tp + c.fn + c.fp else "no positives")
+            c = (r.never_observed if never_observed else r.predicates)[p]
+            row.append(f"{_fmt(c.precision, 2)}/{_fmt(c.recall, 2)}" if c.tp + c.fn + c.fp else "-")
+        c = (reports[-1].never_observed if never_observed else reports[-1].predicates)[p]
+        row.append(f"{c.tp} / {c.fp} / {c.fn}")
         table.add_row(*row)
     return table
 
@@ -112,12 +115,20 @@ def register(app: typer.Typer) -> None:
         for r in reports:
             overall.merge(r)
         console.print(_accuracy_table(f"Localisation ({frames} frames per scenario, seed {seed})", [*reports, overall]))
-        console.print(_predicate_table("Predicates: precision / recall", [*reports, overall]))
+        console.print(_predicate_table("Predicates", [*reports, overall]))
+        console.print(
+            "How: every grounded atom of the scenario (visible, holding, on, in, given per object; near(robot, x)\n"
+            "per furniture, object and person) is scored on every scored frame against ground truth; belief says\n"
+            "true when its probability is >= 0.5; precision = tp/(tp+fp), recall = tp/(tp+fn). Atoms about an\n"
+            "object that no head frame fed to perception had yet shown (ground truth: >= 30 pixels) are left out\n"
+            "above and counted in the next table.", highlight=False)
+        console.print(_predicate_table("Never observed so far", [*reports, overall],
+                                       never_observed=True))
         if robust:
             title = ("Robustness: arm occluding the target; lights at the ends of the scenario's range "
                      "(distractors: same category in other colours)")
             console.print(_accuracy_table(title, robust))
-            console.print(_predicate_table("Robustness predicates: precision / recall", robust))
+            console.print(_predicate_table("Robustness predicates", robust))
         lat = sorted(overall.latencies_ms)
         if lat:
             console.print(f"update latency during eval: p50 {lat[len(lat) // 2]:.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms", highlight=False)

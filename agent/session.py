@@ -88,7 +88,7 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
     except Exception:
         world.close()
         raise
-    ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=PlannerReplanner(sc), config=config,
+    ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=PlannerReplanner(sc, previous=result), config=config,
                   trace=trace, seed=seed, scenario=sc.name)
     ex.start(obs)
     return ex

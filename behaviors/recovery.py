@@ -1,9 +1,10 @@
-"""Adapters from the planner to the executor's `Replanner` protocol.
+"""The adapter from the planner to the executor's `Replanner` protocol.
 
-Until the planner has a dedicated repair function, a repair is a fresh `plan()` of the same
-goal from the current belief: the planner drops the steps whose outcome already holds, so
-the new graph starts where the world now is (e.g. "look for the cup, go to it, pick it up"
-again after the cup fell out of the hand).
+With the PlanResult the run started from, a repair goes through `planner.replan.replan`:
+same method and grounded slots, re-expanded from the belief now, keeping only the tail of
+each chain that still has to happen (the cup fell: look for it again; the cup is in hand:
+drive to the person). Without it (or before planner.replan existed) a repair is a fresh
+`plan()` of the goal from the belief, which also skips what already holds.
 """
 
 from __future__ import annotations
@@ -21,19 +22,31 @@ log = structlog.get_logger(__name__)
 
 
 class PlannerReplanner:
-    """Replans `goal` in `scenario` (a Scenario, a built-in name or a file) from the belief."""
+    """Repairs the plan for `goal` in `scenario` (a Scenario, a built-in name or a file).
 
-    def __init__(self, scenario: Any | str | Path, **plan_kwargs: Any) -> None:
+    Pass `previous=` the PlanResult the run started from to use the planner's `replan`
+    (it keeps the goal's grounding and counts repeated failures); each repair becomes the
+    previous plan of the next one.
+    """
+
+    def __init__(self, scenario: Any | str | Path, previous: Any = None, **plan_kwargs: Any) -> None:
         self.scenario = scenario
+        self.previous = previous
         self.plan_kwargs = plan_kwargs
 
     def __call__(self, goal: str, belief: Belief, graph: TaskGraph, failed: Subtask, reasons: list[str]) -> TaskGraph:
-        from planner.planning import plan
+        reason = reasons[-1] if reasons else ""
+        if self.previous is not None and self.previous.graph is graph:
+            from planner.replan import replan
 
-        result = plan(goal, self.scenario, belief, **self.plan_kwargs)
+            result = replan(self.previous, belief, self.scenario, failed=failed.id, reason=reason)
+        else:
+            from planner.planning import plan
+
+            result = plan(goal, self.scenario, belief, **self.plan_kwargs)
         kind = getattr(result, "kind", None)
         if kind == "plan":
-            result.graph.attrs["replanned_because"] = reasons[-1] if reasons else ""
+            self.previous = result
             log.debug("behaviors.replan", failed=failed.id, subtasks=len(result.graph))
             return result.graph
         if kind == "clarification":

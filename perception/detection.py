@@ -240,10 +240,12 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
     else:
         dark_top = light_top = 0.0
     height = top - support.z
+    # In a bin objects lie any way up (and the walls hide their lower part): height says nothing there.
+    in_bin = static.container_at(np.array([centre_xy[0], centre_xy[1], bottom])) is not None
     costs: dict[str, float] = {}
     for cat in set(categories):
         expected = TOP_ABOVE_CENTRE[cat] + CATEGORIES[cat].height() / 2
-        cost = ((height - expected) / 0.012) ** 2 if resting else 0.0
+        cost = ((height - expected) / 0.012) ** 2 if resting and not in_bin else 0.0
         if colour not in NEUTRAL:
             if cat == "cup":
                 cost += 0.0 if dark_top > 0.12 else 6.0

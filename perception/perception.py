@@ -101,7 +101,7 @@ class Perception:
         self._frames += 1
         state = np.asarray(obs["observation.state"])
         frames = self.kinematics.frames(state)
-        self.tracker.predict(frames, now)
+        self.tracker.predict(frames, now, self.static, self._hands_or_priors())
         st = self.stride
         rgb = obs["observation.images.head"][::st, ::st]
         depth_full = obs["observation.depth.head"]
@@ -140,6 +140,10 @@ class Perception:
         self.debug = FrameDebug(cam, detections, matches, people, timings)
         return belief
 
+    def _hands_or_priors(self) -> dict[str, np.ndarray]:
+        """Each person's palm: where it was last seen, else where the scenario said they hold it out."""
+        return {pid: self._hands.get(pid, self.static.hand_priors[pid]) for pid in self.people_ids}
+
     def _belief(self, frames: RobotFrames, now: float) -> Belief:
         tracks = self.tracker.tracks
         objects = {
@@ -155,9 +159,10 @@ class Perception:
                                        hand=None if hand is None else tuple(float(v) for v in hand),
                                        confidence=0.95 if seen else 0.3)
         predicates: dict[str, float] = {}
+        hands = self._hands_or_priors()
         for t in tracks.values():
-            predicates.update(object_predicates(t, self.static, self._hands))
+            predicates.update(object_predicates(t, self.static, hands))
         robot_xy = np.array(frames.base[:2])
-        predicates.update(robot_near_all(robot_xy, self.static, tracks, self._hands, self._people))
+        predicates.update(robot_near_all(robot_xy, self.static, tracks, hands, self._people))
         robot = RobotBelief(pose=frames.base, gripper_closed={s: o < OPEN for s, o in frames.gripper_opening.items()})
         return Belief(time=now, robot=robot, objects=objects, people=people, predicates=predicates)

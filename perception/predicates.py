@@ -12,13 +12,12 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import ObjectTrack
+from perception.tracking import HAND_RADIUS, ObjectTrack
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
 
 SEEN = 0.97
-HAND_RADIUS = 0.1  # m: an object this close (xy) to a palm, resting at palm height, is in the person's hand
 
 
 def _sigmoid(x: float) -> float:
@@ -40,13 +39,15 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
     for pid, hand in hands.items():
         if np.hypot(pos[0] - hand[0], pos[1] - hand[1]) < HAND_RADIUS and -0.03 < bottom - hand[2] < 0.06:
             on_person = pid
+    # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
+    p_there = 0.95 * conf
     for pid in hands:
-        out[f"given({t.id}, {pid})"] = (0.95 * conf) if (on_person == pid and not held) else 0.02
+        out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and not held) else 0.02
     container = static.container_at(pos)
     for cid in static.containers:
-        out[f"in({t.id}, {cid})"] = (0.95 * conf) if (container == cid and not held) else 0.02
+        out[f"in({t.id}, {cid})"] = p_there if (container == cid and not held) else 0.02
     support = None
-    if not held and on_person is None:
+    if not held and on_person is None and container is None:
         if t.resting_on is not None:
             support = t.resting_on
         else:

@@ -74,6 +74,7 @@ class StaticMap:
     containers: dict[str, tuple[np.ndarray, float, np.ndarray, float]]  # id -> (centre xy, yaw, half xy, height)
     furniture: dict[str, tuple[np.ndarray, float, np.ndarray]]  # id -> (centre xy, yaw, (L, D, H))
     people_priors: dict[str, np.ndarray] = field(default_factory=dict)  # id -> xy where the person was said to stand
+    hand_priors: dict[str, np.ndarray] = field(default_factory=dict)  # id -> where the person was said to hold out a palm
     planes: list[Plane] = field(default_factory=list)
     _raster: np.ndarray | None = None  # (nx, ny, LAYERS, 2) z intervals, NaN where empty
     _origin: np.ndarray | None = None
@@ -124,6 +125,7 @@ class StaticMap:
             containers=containers,
             furniture=furniture,
             people_priors={p.id: np.array(p.pos) for p in scenario.people},
+            hand_priors={p.id: np.array(p.hand_position()) for p in scenario.people},
         )
         m.planes = m._planes()
         m._build_raster()

@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 
 from perception.detection import Detection, position_for
 from perception.geometry import project
+from scenarios.catalog import CATEGORIES
 from scenarios.kinematics import Pose, RobotFrames
 
 OUT_OF_VIEW_TAU = 600.0  # s: time constant of the confidence decay while the place is not in view
@@ -29,6 +30,23 @@ EMPTY = 0.012  # m: gripper opening below this is closed on nothing
 MATCH_GATE = 40.0
 CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
 JUMP_GATE = 0.15  # m
+RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
+HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm height, rests on it
+
+
+def grip_range(category: str) -> tuple[float, float]:
+    """Gripper openings (m) that mean a `category` object is squeezed between both pads.
+
+    The pads close on the object's width (a box across either pair of faces) and
+    sink a little into it; much narrower means the fingers met past it, much wider that they
+    stopped on something else.
+    """
+    cat = CATEGORIES[category]
+    if cat.shape == "box":
+        widths = (2 * min(cat.size[:2]), 2 * max(cat.size[:2]))
+    else:
+        widths = (2 * cat.size[0], 2 * cat.size[0])
+    return widths[0] - 0.025, widths[1] + 0.006
 
 
 @dataclass
@@ -43,6 +61,7 @@ class ObjectTrack:
     held_side: str | None = None
     grip_offset: np.ndarray | None = None
     resting_on: str | None = None  # surface id of the last sighting, if it rested on one
+    landed_in: str | None = None  # container or person id it was released over (until seen again)
     misses: int = 0
     history: list[np.ndarray] = field(default_factory=list)
 
@@ -63,20 +82,55 @@ class Tracker:
         self.tracks = {oid: ObjectTrack(oid, cat, col) for oid, (cat, col) in self.inventory.items()}
         self.time = 0.0
 
-    def predict(self, frames: RobotFrames, time: float) -> None:
-        """Move held tracks with their hand; release them when the gripper opens or closes empty."""
+    def predict(self, frames: RobotFrames, time: float, static=None, hands: dict[str, np.ndarray] | None = None) -> None:
+        """Move held tracks with their hand; release them when the gripper opens, or closes past the object (a slip).
+
+        A released object falls from where the hand held it: into a bin whose opening is
+        below it, onto a person's palm under it, or onto the highest surface below it. That
+        landing place is a prediction, believed moderately until the object is seen again.
+        """
         dt = max(time - self.time, 0.0)
         self.time = time
         for t in self.tracks.values():
             if t.held_side is not None:
                 opening = frames.gripper_opening[t.held_side]
-                if opening > OPEN or opening < EMPTY:
+                lo, hi = grip_range(t.category)
+                if opening > hi:  # opened wider than the object: let go, it drops from the hand
+                    t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]
                     t.held_side, t.grip_offset = None, None
-                    t.confidence *= 0.6  # it fell or was put down: where exactly is unsure
+                    self._land(t, static, hands or {})
+                elif opening < lo or opening > hi:  # the fingers closed past it or on something else: it slipped
+                    t.held_side, t.grip_offset = None, None
+                    t.confidence *= 0.5
                 else:
                     t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]
             elif t.known and dt > 0:
                 t.confidence *= math.exp(-dt / OUT_OF_VIEW_TAU)
+
+    @staticmethod
+    def _land(t: ObjectTrack, static, hands: dict[str, np.ndarray]) -> None:
+        t.confidence = min(t.confidence, RELEASED_CONFIDENCE)
+        t.resting_on, t.landed_in = None, None
+        if static is None:
+            return
+        pos = t.position
+        half = CATEGORIES[t.category].height() / 2
+        bottom = pos[2] - half
+        for pid, hand in hands.items():
+            if np.hypot(pos[0] - hand[0], pos[1] - hand[1]) < HAND_RADIUS and -0.03 < bottom - hand[2] < 0.15:
+                t.position = np.array([pos[0], pos[1], hand[2] + half + 0.01])
+                t.landed_in = pid
+                return
+        cid = static.container_at(np.array([pos[0], pos[1], 0.05]))
+        if cid is not None and bottom > 0.0:
+            centre, yaw, hxy, height = static.containers[cid]
+            if bottom > height - 0.05:  # above the opening: it falls in
+                t.position = np.array([pos[0], pos[1], 0.012 + half + 0.001])
+                t.landed_in = cid
+                return
+        s = static.support_below(pos[:2], bottom)
+        t.position = np.array([pos[0], pos[1], s.z + half + 0.001])
+        t.resting_on = s.owner
 
     def associate(self, detections: list[Detection], camera_pos: np.ndarray, frames: RobotFrames) -> dict[str, Detection]:
         """Hungarian matching of detections to tracks on colour, category fit and distance."""
@@ -120,6 +174,7 @@ class Tracker:
                 t.confidence = max(t.confidence, 0.9)
                 t.last_seen, t.visible, t.misses = time, True, 0
                 t.resting_on = d.support.owner if d.resting else None
+                t.landed_in = None
                 if t.held_side is not None:
                     site = frames.grasp_sites[t.held_side]
                     if np.linalg.norm(pos - site.pos) > 2 * GRASP_DISTANCE:
@@ -144,17 +199,19 @@ class Tracker:
         return seen > z - 0.06  # nothing nearer hides it
 
     def _grasps(self, frames: RobotFrames) -> None:
+        """A gripper closed to an object's width with that object's estimate at its grasp site holds it."""
         for side, opening in frames.gripper_opening.items():
             if not (EMPTY < opening < OPEN) or any(t.held_side == side for t in self.tracks.values()):
                 continue
             site = frames.grasp_sites[side]
             best, best_d = None, GRASP_DISTANCE
             for t in self.tracks.values():
-                if t.known and t.held_side is None and t.confidence > 0.2:
+                lo, hi = grip_range(t.category)
+                if t.known and t.held_side is None and t.confidence > 0.2 and lo <= opening <= hi:
                     dist = float(np.linalg.norm(t.position - site.pos))
                     if dist < best_d:
                         best, best_d = t, dist
             if best is not None:
                 best.held_side = side
                 best.grip_offset = site.inverse_apply(best.position[None])[0]
-                best.resting_on = None
+                best.resting_on, best.landed_in = None, None

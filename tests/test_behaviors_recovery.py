@@ -91,3 +91,24 @@ def test_a_refused_repair_fails_the_goal_with_the_planners_reason():
 def test_no_replanner_fails_at_once():
     ex, out, _ = run(None)
     assert out.status == "failed" and out.replans == 0 and len(out.reasons) == 1
+
+
+def test_planner_adapter_repairs_through_planner_replan():
+    from behaviors.recovery import PlannerReplanner
+    from planner.planning import plan
+    from planner.scene_belief import belief_from_scenario
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("kitchen")
+    belief = belief_from_scenario(sc)  # the cup stands on the table: nothing is held
+    first = plan("serve a drink to the person", sc, belief)
+    assert first.kind == "plan"
+    handover = next(s for s in first.graph.order() if s.skill == "handover")
+    rp = PlannerReplanner(sc, previous=first)
+    graph = rp("serve a drink to the person", belief, first.graph, handover, ["holding(red_cup) not believed true"])
+    skills = [s.skill for s in graph.order()]
+    assert "pick" in skills and skills[-1] == "handover"
+    assert rp.previous.graph is graph  # the next repair starts from this one
+    assert "holding(red_cup)" in " ".join(graph.attrs.get("history", []))
+    with pytest.raises(ReplanRefused):
+        rp("serve a drink to the person", belief, graph, graph[graph.order()[0].id].model_copy(update={"id": "zz"}), ["x"])

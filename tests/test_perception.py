@@ -154,6 +154,99 @@ def test_commands_show_and_eval(tmp_path) -> None:
     assert png.exists() and png.stat().st_size > 1000
     result = runner.invoke(app, ["perception", "eval", "--frames", "4", "--scenario", "kitchen", "--robustness-frames", "0"])
     assert result.exit_code in (0, 1), result.output
-    assert "Localisation" in result.output and "precision / recall" in result.output
+    assert "Localisation" in result.output and "precision/recall" in result.output
     result = runner.invoke(app, ["perception", "show", "no_such_room"])
     assert result.exit_code == 2
+
+
+# -- holding, in and given from tracking (tracker-level, no rendering) ---------------------------------
+def _frames_with_hand(site_pos, opening: float, side: str = "left"):
+    from scenarios.kinematics import Pose, RobotFrames
+
+    site = Pose(np.asarray(site_pos, dtype=float), np.eye(3))
+    other = "right" if side == "left" else "left"
+    return RobotFrames(base=(0.0, 0.0, 0.0), head_camera=site, wrist_cameras={}, grasp_sites={side: site, other: Pose(np.array([0.0, -2.0, 1.0]), np.eye(3))},
+                       gripper_opening={side: opening, other: 0.1}, geoms=None)  # type: ignore[arg-type]
+
+
+def _cup_track(tracker, pos):
+    t = tracker.tracks["red_cup"]
+    t.position, t.confidence, t.visible = np.asarray(pos, dtype=float), 0.95, True
+    return t
+
+
+def test_holding_needs_the_gripper_closed_to_the_objects_width() -> None:
+    from perception.static_map import StaticMap
+    from perception.tracking import Tracker
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("distractors")
+    static = StaticMap.from_scenario(sc)
+    tracker = Tracker({o.id: (o.category, o.colour) for o in sc.objects})
+    site = [0.5, 0.2, 1.0]
+    _cup_track(tracker, site)
+    tracker._grasps(_frames_with_hand(site, 0.005))  # closed past a cup: nothing between the pads
+    assert tracker.tracks["red_cup"].held_side is None
+    tracker._grasps(_frames_with_hand(site, 0.064))  # closed on a cup's width
+    assert tracker.tracks["red_cup"].held_side == "left"
+    # The hand moves with it: the track follows.
+    tracker.predict(_frames_with_hand([0.6, 0.1, 1.1], 0.064), 1.0, static, {})
+    assert tracker.tracks["red_cup"].position == pytest.approx([0.6, 0.1, 1.1])
+    # The fingers close further: the cup slipped out; no longer held, less sure where it is.
+    tracker.predict(_frames_with_hand([0.6, 0.1, 1.1], 0.02), 1.1, static, {})
+    t = tracker.tracks["red_cup"]
+    assert t.held_side is None and t.confidence < 0.6
+
+
+def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> None:
+    from perception.predicates import object_predicates
+    from perception.static_map import StaticMap
+    from perception.tracking import RELEASED_CONFIDENCE, Tracker
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("distractors")
+    static = StaticMap.from_scenario(sc)
+    bin_xy = sc.furniture_by_id()["bin"].pos
+    tracker = Tracker({o.id: (o.category, o.colour) for o in sc.objects})
+    above_bin = [bin_xy[0], bin_xy[1], 0.4 + 0.2]
+    _cup_track(tracker, above_bin)
+    tracker._grasps(_frames_with_hand(above_bin, 0.064))
+    tracker.predict(_frames_with_hand(above_bin, 0.1), 1.0, static, {})  # the gripper opens over the opening
+    t = tracker.tracks["red_cup"]
+    t.visible = False
+    assert t.held_side is None and t.landed_in == "bin" and t.position[2] < 0.2
+    preds = object_predicates(t, static, {})
+    assert 0.5 < preds["in(red_cup, bin)"] <= 0.95 * RELEASED_CONFIDENCE + 1e-9  # believed, moderately
+    assert preds["on(red_cup, table)"] < 0.5 and preds["on(red_cup, floor)"] < 0.5
+    # Released above the table instead: it lands on the table, not in the bin.
+    above_table = [0.6, 0.0, 1.0]
+    _cup_track(tracker, above_table)
+    tracker._grasps(_frames_with_hand(above_table, 0.064))
+    tracker.predict(_frames_with_hand(above_table, 0.1), 2.0, static, {})
+    t = tracker.tracks["red_cup"]
+    assert t.resting_on == "table" and object_predicates(t, static, {})["in(red_cup, bin)"] < 0.5
+    # Released onto a palm: given.
+    palm = np.array([1.7, -0.9, 1.0])
+    _cup_track(tracker, palm + [0, 0, 0.06])
+    tracker._grasps(_frames_with_hand(palm + [0, 0, 0.06], 0.064))
+    tracker.predict(_frames_with_hand(palm + [0, 0, 0.06], 0.1), 3.0, static, {"person_1": palm})
+    preds = object_predicates(tracker.tracks["red_cup"], static, {"person_1": palm})
+    assert preds["given(red_cup, person_1)"] > 0.5 and preds["holding(red_cup)"] < 0.5
+
+
+def test_place_in_bin_and_handover_as_the_skills_do(distractors: SimWorld) -> None:
+    """The real motion: carried to the bin / the palm, let go, looked at; belief agrees with ground truth."""
+    from perception.evaluation import Episode, Report, atoms, deliver, take_into_hand
+
+    for kind, oid, seed in (("bin", "red_can", 5), ("palm", "red_cup", 6)):
+        distractors.reset(seed=seed)
+        perception = Perception.for_world(distractors)
+        ep = Episode(distractors, perception, Report("t"), atoms(distractors), np.random.default_rng(seed), None, 100)
+        _look(distractors, perception, times=2)
+        take_into_hand(ep, oid, "left")
+        assert distractors.holds(f"holding({oid})") and ep.belief.holds(f"holding({oid})")[0]
+        assert deliver(ep, oid, "left", kind)
+        pred = f"in({oid}, bin)" if kind == "bin" else f"given({oid}, person_1)"
+        assert distractors.holds(pred), pred
+        assert ep.belief.holds(pred)[0], (pred, ep.belief.predicates.get(pred))
+        assert not ep.belief.holds(f"holding({oid})")[0]

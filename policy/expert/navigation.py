@@ -192,11 +192,12 @@ class PathFollower:
     """
 
     def __init__(self, waypoints: list[np.ndarray], goal_yaw: float, dt: float, tol: float = 0.02, yaw_tol: float = 0.03,
-                 max_speed: float = MAX_SPEED) -> None:
+                 max_speed: float = MAX_SPEED, hold_heading: bool = False) -> None:
         self.waypoints = [np.asarray(w, float) for w in waypoints]
         self.goal_yaw = goal_yaw
         self.dt, self.tol, self.yaw_tol = dt, tol, yaw_tol
         self.max_speed = max_speed
+        self.hold_heading = hold_heading  # keep facing goal_yaw all the way (sliding in and out of tight spots)
         self.velocity = np.zeros(3)  # robot frame command last sent
         self.segment = 0
         self.done = False
@@ -231,11 +232,11 @@ class PathFollower:
         # Speed that can still stop at the goal under the acceleration limit.
         speed = min(self.max_speed, math.sqrt(2 * 0.6 * MAX_ACCEL * dist_goal), 1.5 * dist_goal + 0.02)
         v_world = direction / max(norm, 1e-9) * speed if dist_goal > 0.5 * self.tol else np.zeros(2)
-        heading = math.atan2(direction[1], direction[0]) if dist_goal > 1.0 else self.goal_yaw
+        heading = math.atan2(direction[1], direction[0]) if dist_goal > 1.0 and not self.hold_heading else self.goal_yaw
         yaw_err = wrap(heading - base[2])
         wz = float(np.clip(2.0 * yaw_err, -MAX_TURN, MAX_TURN))
         # Turn first when badly misaligned, so the robot drives mostly forwards.
-        if abs(yaw_err) > 0.8 and dist_goal > 1.0:
+        if abs(yaw_err) > 0.8 and dist_goal > 1.0 or self.hold_heading and abs(yaw_err) > 0.1:
             v_world *= 0.3
         v = to_base((0.0, 0.0, base[2]), v_world)
         return self._limit(np.array([v[0], v[1], wz]))

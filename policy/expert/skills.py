@@ -15,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from policy.expert.geometry import approach_axis, to_base, to_world
-from policy.expert.grasps import PREGRASP_BACK, PREGRASP_UP, Grasp, choose_grasp, grasp_kind
-from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, Command
+from policy.expert.clearance import escape_path, segment_clear
+from policy.expert.geometry import approach_axis, side_grasp_rotvec, to_base, to_world, wrap
+from policy.expert.grasps import PREGRASP_BACK, PREGRASP_UP, Grasp, choose_grasp, grasp_kind, top_grasp_point, top_pitch
+from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, PAN_LIMIT, TILT_RANGE, Command
 from policy.expert.navigation import NavigationError, OccupancyGrid, PathFollower, grid_for
 from policy.expert.targets import ApproachPose, approaches
 from scenarios.catalog import CATEGORIES
@@ -28,6 +29,7 @@ from scenarios.schema import Scenario
 GRIP_WAIT = 0.6  # s with the gripper closed before lifting
 RELEASE_WAIT = 0.5  # s with the gripper open before retracting
 STAGING = 0.35  # m out from an approach pose, where the planned path ends
+CARRY_TOP_PITCH = 1.15  # rad: a top-grasped object is carried with the hand this far from horizontal
 FINAL_SPEED = 0.15  # m/s on the last, straight stretch to an approach pose
 
 
@@ -92,6 +94,12 @@ def _is_top(rotvec: np.ndarray) -> bool:
     return approach_axis(rotvec)[2] < -0.7
 
 
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-12), 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
 def target_point(ctx: Context, target: str) -> np.ndarray:
     st = ctx.state
     if target in st.objects:
@@ -105,43 +113,61 @@ def target_point(ctx: Context, target: str) -> np.ndarray:
 # ------------------------------------------------------------------------------ look_for
 @dataclass
 class LookFor(Skill):
-    """Turn the head, and the base when the head cannot turn far enough, until the object is in view."""
+    """Turn the head, and the base when the head cannot turn far enough, until the object is in view.
+
+    Pointed at the object for a while without seeing it (too far, or hidden), the robot walks
+    towards it; a sighting stops the walk. The object counts as found after three sightings in
+    a row with the base still and the head on it, so it stays in view when the skill ends.
+    """
 
     obj: str = ""
     checks: int = 0
     seen: int = 0
     gazing: float = 0.0
+    unseen: float = 0.0  # s since the last sighting
+    walks: int = 0
     walk: NavigateTo | None = None
+    last_base: np.ndarray | None = None
 
     def _tick(self, ctx: Context) -> None:
         p = target_point(ctx, self.obj)
         if self.walk is not None:
-            # Pointed at it for a while and still not seen (too far, or hidden): go closer.
             self.walk.tick(ctx)
             if self.walk.done:
                 self.walk = None
         else:
             hold_arms(ctx)
-        pan, _ = ctx.cmd.look_at(ctx.base, p)
-        bearing = pan
-        aligned = abs(ctx.cmd.head[0] - np.clip(pan, -1.4, 1.4)) < 0.1
+        pan, tilt = ctx.cmd.look_at(ctx.base, p)
+        goal = np.array([np.clip(pan, -PAN_LIMIT, PAN_LIMIT), np.clip(tilt, *TILT_RANGE)])
+        aligned = abs(ctx.cmd.head[0] - goal[0]) < 0.1
+        on_it = bool(np.all(np.abs(ctx.cmd.head - goal) < 0.03))
         self.gazing = self.gazing + ctx.dt if aligned else 0.0
+        self.unseen += ctx.dt
+        b = np.array(ctx.base)
+        still = (self.last_base is not None and float(np.linalg.norm(b[:2] - self.last_base[:2])) < 3e-4
+                 and abs(wrap(b[2] - self.last_base[2])) < 2e-3)
+        self.last_base = b
         if self.walk is None:
             # Turn the base when the object lies beyond a comfortable head pan.
-            turn = abs(bearing) > math.radians(60)
-            ctx.cmd.base = np.array([0.0, 0.0, float(np.clip(1.2 * bearing, -0.7, 0.7)) if turn and abs(bearing) > 0.05 else 0.0])
-            if self.gazing > 2.0 and self.seen == 0 and self.phase == "start":
+            turn = abs(pan) > math.radians(60)
+            ctx.cmd.base = np.array([0.0, 0.0, float(np.clip(1.2 * pan, -0.7, 0.7)) if turn and abs(pan) > 0.05 else 0.0])
+            if self.gazing > 2.0 and self.unseen > 2.0 and self.walks < 2:
                 self.walk = NavigateTo(target=self.obj)
+                self.walks += 1
                 self.go("approach")
         self.checks += 1
-        if self.checks % 3 == 0 and abs(ctx.cmd.head[0] - np.clip(pan, -1.4, 1.4)) < 0.1:
+        if self.checks % 3 == 0 and aligned:
             if self.obj in ctx.visible():
-                self.seen += 1
+                self.unseen = 0.0
+                if self.walk is not None:  # in view: stop walking
+                    self.walk = None
+                    ctx.cmd.base = np.zeros(3)
+                if still and on_it and not ctx.cmd.base.any():
+                    self.seen += 1
             else:
                 self.seen = 0
-            if self.seen >= 3 and (self.walk is None or self.seen >= 4):
+            if self.seen >= 3:
                 ctx.cmd.base = np.zeros(3)
-                self.walk = None
                 self.done = True
         if self.phase_time > 18.0:
             self.fail("object never came into view")
@@ -150,13 +176,22 @@ class LookFor(Skill):
 # --------------------------------------------------------------------------- navigate_to
 @dataclass
 class NavigateTo(Skill):
-    """Plan around furniture and people on an occupancy grid (A*), drive there, then approach slowly."""
+    """Plan around furniture and people on an occupancy grid (A*), drive there, then approach slowly.
+
+    The last stretch is straight in along the approach pose's normal where that is clear; where
+    it is not (a slot between a low table and a sofa), the robot drives to a free cell beside
+    the slot and slides in sideways, heading held, along the reverse of `escape_path`. Leaving
+    a tight spot goes the same way out before the planned path starts.
+    """
 
     target: str = ""
     arm: str | None = None
     grid: OccupancyGrid | None = None
     pose: ApproachPose | None = None
     follower: PathFollower | None = None
+    entry: list[np.ndarray] | None = None  # waypoints from the end of the planned path to the pose
+    legs: list[np.ndarray] = field(default_factory=list)  # waypoints still to slide through
+    goal: np.ndarray | None = None  # end of the planned path (staging point)
     last_xy: np.ndarray | None = None
     still: float = 0.0
 
@@ -172,23 +207,53 @@ class NavigateTo(Skill):
         best = None
         for cost, pose in cands[:4]:
             staging = pose.xy + np.asarray(pose.normal) * STAGING
+            entry = None
             if np.linalg.norm(start - pose.xy) < 0.6:
                 path, length = [start, pose.xy], float(np.linalg.norm(start - pose.xy))
             else:
+                if not (grid.is_free(staging) and segment_clear(ctx.scenario, ctx.state, pose.xy, staging, pose.yaw, margin=0.0)):
+                    way_out = escape_path(ctx.scenario, ctx.state, grid, pose.xy, pose.yaw)
+                    if way_out is not None and len(way_out) > 1:
+                        entry = list(reversed(way_out))
+                        staging = entry[0]
+                    elif not grid.is_free(staging):
+                        staging = grid.centre(grid.nearest_free(staging))
                 try:
                     path = grid.plan(start, staging)
                 except NavigationError:
                     continue
                 length = float(sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:])))
+                if entry is not None:
+                    length += 2.0 * float(sum(np.linalg.norm(b - a) for a, b in zip(entry, entry[1:])))  # slow
             total = cost + 0.3 * length
             if best is None or total < best[0]:
-                best = (total, pose, path)
+                best = (total, pose, path, entry)
         if best is None:
             self.fail("no path to any approach pose")
             return
-        _, self.pose, path = best
+        _, self.pose, path, self.entry = best
         self.grid = grid
+        self.goal = path[-1]
         self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
+
+    def _slide(self, ctx: Context, points: list[np.ndarray], yaw: float, speed: float = FINAL_SPEED) -> None:
+        """Start sliding through `points` (heading held at `yaw`), first turning on the spot."""
+        xy = np.array(ctx.base[:2])
+        self.legs = [np.asarray(p, float) for p in points]
+        self.follower = PathFollower([xy, xy], yaw, ctx.dt, tol=0.02, yaw_tol=0.02, max_speed=speed, hold_heading=True)
+        self.follower.velocity = ctx.cmd.base.copy()
+
+    def _next_leg(self, ctx: Context, yaw: float, speed: float = FINAL_SPEED) -> bool:
+        """Advance to the next leg when the current one is done; False once all are done."""
+        if not self.follower.stopped:
+            return True
+        if not self.legs:
+            return False
+        xy = np.array(ctx.base[:2])
+        last = len(self.legs) == 1
+        self.follower = PathFollower([xy, self.legs.pop(0)], yaw, ctx.dt, tol=0.012 if last else 0.02,
+                                     yaw_tol=0.02, max_speed=speed, hold_heading=True)
+        return True
 
     def _tick(self, ctx: Context) -> None:
         ctx.cmd.look_at(ctx.base, target_point(ctx, self.target))
@@ -200,8 +265,24 @@ class NavigateTo(Skill):
         if self.phase == "tuck":
             ctx.cmd.base = np.zeros(3)
             if hold_arms(ctx) or self.phase_time > 2.5:
-                far = np.linalg.norm(np.array(ctx.base[:2]) - self.pose.xy) > 0.6
-                self.go("backoff" if far and not self.grid.is_free(np.array(ctx.base[:2])) else "drive")
+                here = np.array(ctx.base[:2])
+                far = np.linalg.norm(here - self.pose.xy) > 0.6
+                if far and not self.grid.is_free(here):
+                    way_out = escape_path(ctx.scenario, ctx.state, self.grid, here, ctx.base[2])
+                    if way_out is not None and len(way_out) > 1:
+                        self._slide(ctx, way_out[1:], ctx.base[2], speed=0.2)
+                        self.go("leave")
+                    else:
+                        self.go("backoff")
+                else:
+                    self.go("drive")
+            return
+        if self.phase == "leave":
+            # Out of a tight spot the way a slide would have come in, then the planned path.
+            hold_arms(ctx)
+            ctx.cmd.base = self.follower.command(ctx.base)
+            if not self._next_leg(ctx, self.follower.goal_yaw, speed=0.2) or self.phase_time > 15.0:
+                self._replan_from_here(ctx)
             return
         if self.phase == "backoff":
             # Close to furniture (just picked or placed): back straight out before turning.
@@ -209,33 +290,45 @@ class NavigateTo(Skill):
             v = -0.15 if self.phase_time < 0.8 or not self.grid.is_free(np.array(ctx.base[:2])) else 0.0
             ctx.cmd.base = np.array([v, 0.0, 0.0])
             if v == 0.0 or self.phase_time > 4.0:
-                ctx.cmd.base = np.zeros(3)
-                path = self.follower.waypoints
-                try:
-                    path = self.grid.plan(np.array(ctx.base[:2]), path[-1])
-                except NavigationError:
-                    pass
-                self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
-                self.go("drive")
+                self._replan_from_here(ctx)
             return
         hold_arms(ctx)
         assert self.follower is not None and self.pose is not None
         ctx.cmd.base = self.follower.command(ctx.base)
-        if self.phase == "drive" and self.follower.done:
+        xy = np.array(ctx.base)
+        moved = 1.0 if self.last_xy is None else float(np.linalg.norm(xy[:2] - self.last_xy[:2])) + 0.3 * abs(wrap(xy[2] - self.last_xy[2]))
+        self.last_xy = xy
+        self.still = self.still + ctx.dt if moved < 1e-4 and self.phase_time > 1.0 else 0.0
+        if self.phase == "drive" and (self.follower.done or self.still > 2.0):
+            self.still = 0.0
             xy = np.array(ctx.base[:2])
-            self.follower = PathFollower([xy, self.pose.xy], self.pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
-            self.follower.velocity = ctx.cmd.base.copy()
+            if self.entry is not None:
+                self._slide(ctx, self.entry[1:], self.pose.yaw)
+            else:
+                self.follower = PathFollower([xy, self.pose.xy], self.pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
+                self.follower.velocity = ctx.cmd.base.copy()
+                self.legs = []
             self.go("final")
         elif self.phase == "final":
-            xy = np.array(ctx.base[:2])
-            moved = 1.0 if self.last_xy is None else float(np.linalg.norm(xy - self.last_xy))
-            self.last_xy = xy
-            self.still = self.still + ctx.dt if moved < 1e-4 and self.phase_time > 1.0 else 0.0
-            if self.follower.stopped or self.still > 1.0:
+            if self.still > 1.0 and self.legs:
+                self.follower.done = True
+                self.follower.velocity = np.zeros(3)
+                self.still = 0.0
+            if not self._next_leg(ctx, self.pose.yaw) or self.still > 1.0:
                 ctx.cmd.base = np.zeros(3)
                 self.done = True
         if self.phase_time > 50.0:
             self.fail("navigation timed out")
+
+    def _replan_from_here(self, ctx: Context) -> None:
+        ctx.cmd.base = np.zeros(3)
+        path = [np.array(ctx.base[:2]), self.goal]
+        try:
+            path = self.grid.plan(np.array(ctx.base[:2]), self.goal)
+        except NavigationError:
+            pass
+        self.follower = PathFollower(path, self.pose.yaw, ctx.dt, tol=0.08, yaw_tol=0.15)
+        self.go("drive")
 
 
 # ---------------------------------------------------------------------------------- pick
@@ -250,11 +343,16 @@ class Pick(Skill):
     align: PathFollower | None = None
 
     def _window_ok(self, ctx: Context) -> bool:
-        ob = to_base(ctx.base, ctx.state.objects[self.obj].pos[:2])
-        kind = grasp_kind(ctx.scenario.object_by_id()[self.obj], ctx.state.objects[self.obj])
+        obj, truth = ctx.scenario.object_by_id()[self.obj], ctx.state.objects[self.obj]
+        ob = to_base(ctx.base, truth.pos[:2])
+        kind = grasp_kind(obj, truth)
         lo, hi = (0.24, 0.46) if kind == "top" else (0.30, 0.66)
         sgn = 1.0 if ob[1] >= 0 else -1.0
-        return lo <= ob[0] <= hi and abs(ob[1] - sgn * 0.18) <= 0.15
+        ok = lo <= ob[0] <= hi and abs(ob[1] - sgn * 0.18) <= 0.15
+        if ok and kind == "top":
+            side = "left" if ob[1] >= 0 else "right"
+            ok = top_pitch(to_base(ctx.base, top_grasp_point(obj, truth)), side, math.atan2(ob[1] - sgn * 0.12, ob[0]))[1]
+        return ok
 
     def _plan(self, ctx: Context) -> None:
         truth = ctx.state.objects[self.obj]
@@ -265,7 +363,7 @@ class Pick(Skill):
         sgn = 1.0 if self.side == "left" else -1.0
         heading = base[2] + float(np.clip(math.atan2(ob[1] - sgn * 0.12, ob[0]), -0.5, 0.5))
         support_z = truth.pos[2] - obj.height / 2
-        self.grasp = choose_grasp(obj, truth, heading, support_z)
+        self.grasp = choose_grasp(obj, truth, heading, support_z, base, self.side)
 
     def _targets(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(above, pre-grasp, grasp) positions and the orientation, in the base frame."""
@@ -367,9 +465,11 @@ class Pick(Skill):
             if cmd.move(s, back, speed=0.15):
                 self.go("carry")
         elif self.phase == "carry":
-            rot_goal = cmd.rot[s] if self.grasp.kind == "top" else np.zeros(3)
+            rot_goal = np.zeros(3)
             if self.grasp.kind == "top":
-                rot_goal = self.grasp.rotvec(self.grasp.heading)  # pointing down, turned straight
+                # Pointing down, turned straight, tipped forward a little: straight down at
+                # chest height is at the edge of the arm's range and the IK stalls there.
+                rot_goal = side_grasp_rotvec(0.0, min(self.grasp.pitch, CARRY_TOP_PITCH))
             if cmd.move(s, CARRY_POS[s], rot_goal, speed=0.2):
                 self.done = True
         if self.phase_time > 10.0:
@@ -389,6 +489,7 @@ class Release(Skill):
     mode: str = "surface"  # surface | bin | person
     align: PathFollower | None = None
     release_pos: np.ndarray | None = None
+    travel_z: float = 0.0
 
     def _choose_spot(self, ctx: Context) -> np.ndarray | None:
         st = ctx.state
@@ -410,12 +511,24 @@ class Release(Skill):
         ideal = np.array([0.50, sgn * 0.2])
         best = None
         fb = (f.pos[0], f.pos[1], f.yaw)
+        objs = ctx.scenario.object_by_id()
+        others = [(np.asarray(o.pos[:2]), CATEGORIES[objs[oid].category].footprint_radius())
+                  for oid, o in st.objects.items() if oid != self.obj and o.rests_on == self.target]
+        # Those the held object cannot pass over at carrying height.
+        bottom = st.objects[self.obj].pos[2] - obj.height / 2
+        tall = [(np.asarray(o.pos[:2]), CATEGORIES[objs[oid].category].footprint_radius())
+                for oid, o in st.objects.items() if oid != self.obj and o.rests_on == self.target
+                and o.pos[2] + objs[oid].height / 2 + 0.03 > bottom]
+        hand = to_world(ctx.base, ctx.cmd.pos[self.side][:2])
         for lx in np.arange(-half[0], half[0] + 1e-9, 0.03):
             for ly in np.arange(-half[1], half[1] + 1e-9, 0.03):
                 w = to_world(fb, np.array([lx, ly]))
-                clear = min((float(np.linalg.norm(w - np.asarray(o.pos[:2]))) - CATEGORIES[ctx.scenario.object_by_id()[oid].category].footprint_radius()
-                             for oid, o in st.objects.items() if oid != self.obj and (o.rests_on == self.target)), default=1.0)
+                clear = min((float(np.linalg.norm(w - p)) - ro for p, ro in others), default=1.0)
                 if clear < r + 0.04:
+                    continue
+                # The held object travels from the hand towards the spot: keep it off the others.
+                path_clear = min((_segment_distance(p, hand, w) - ro for p, ro in tall), default=1.0)
+                if path_clear < r + 0.03:
                     continue
                 d = float(np.linalg.norm(to_base(ctx.base, w) - ideal))
                 if best is None or d < best[0]:
@@ -483,14 +596,16 @@ class Release(Skill):
         if self.phase == "raise":
             up = cmd.pos[s].copy()
             up[2] = max(up[2], over[2] + 0.05)
+            self.travel_z = float(up[2])
             if cmd.move(s, up, speed=0.2):
                 self.go("over")
         elif self.phase == "over":
-            high = over + [0, 0, 0.05]
-            if cmd.move(s, high, speed=0.22):
+            # Across at carrying height, then straight down: nothing on the surface is swept.
+            high = np.array([over[0], over[1], max(self.travel_z, over[2] + 0.05)])
+            if cmd.move(s, high, speed=0.25):
                 self.go("descend")
         elif self.phase == "descend":
-            if cmd.move(s, over, speed=0.12):
+            if cmd.move(s, over, speed=0.16):
                 self.go("release" if self.mode == "bin" else "lower")
         elif self.phase == "lower":
             low = spot_b + [0, 0, obj.height / 2 - 0.03] - self.offset

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policy.expert.geometry import to_base, to_world
-from policy.expert.grasps import grasp_kind, preferred_forward
+from policy.expert.grasps import grasp_kind, preferred_forward, top_grasp_point, top_pitch
 from policy.expert.navigation import Obstacle, obstacles
 from scenarios.ground_truth import FurnitureTruth, PrivilegedState
 from scenarios.robot import SHOULDER_OFFSET
@@ -138,6 +138,11 @@ def object_approaches(scenario: Scenario, state: PrivilegedState, obj_id: str, a
             cost += 0.05 * float(np.linalg.norm(base - robot_xy))
             if forward > 0.72:
                 cost += 10.0
+            if kind_g == "top":
+                # Out of the arm's reach even with the hand tipped forward: a last resort.
+                pb = to_base((base[0], base[1], yaw), top_grasp_point(obj, truth))
+                if not top_pitch(pb, side, math.atan2(pb[1] - sgn * 0.12, pb[0]))[1]:
+                    cost += 5.0
             out.append((cost, ApproachPose(float(base[0]), float(base[1]), yaw, side, (float(n_world[0]), float(n_world[1])))))
     return sorted(out, key=lambda c: c[0])
 
