@@ -22,7 +22,7 @@ from agent.exit_codes import ExitCode
 from agent.logging import configure_logging
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="vla-agent",
@@ -351,12 +351,13 @@ def serve(
 
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
-    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan
+    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan, commands_train
 
     commands_plan.register(app)
     commands_perception.register(app)
     commands_expert.register(app)
     commands_behaviors.register(app)
+    commands_train.register(app)
 
 
 _register_commands()

@@ -128,6 +128,8 @@ class LookFor(Skill):
     walks: int = 0
     walk: NavigateTo | None = None
     last_base: np.ndarray | None = None
+    walk_from: np.ndarray | None = None
+    turning: bool = False
 
     def _tick(self, ctx: Context) -> None:
         p = target_point(ctx, self.obj)
@@ -148,18 +150,24 @@ class LookFor(Skill):
                  and abs(wrap(b[2] - self.last_base[2])) < 2e-3)
         self.last_base = b
         if self.walk is None:
-            # Turn the base when the object lies beyond a comfortable head pan.
-            turn = abs(pan) > math.radians(60)
-            ctx.cmd.base = np.array([0.0, 0.0, float(np.clip(1.2 * pan, -0.7, 0.7)) if turn and abs(pan) > 0.05 else 0.0])
-            if self.gazing > 2.0 and self.unseen > 2.0 and self.walks < 2:
+            # Turn the base when the object lies beyond a comfortable head pan, or low down to a
+            # side, where the tucked arm on that side hides it; turn until it is nearly ahead.
+            if abs(pan) > math.radians(60) or (tilt > 0.55 and abs(pan) > 0.35):
+                self.turning = True
+            elif abs(pan) < 0.1:
+                self.turning = False
+            ctx.cmd.base = np.array([0.0, 0.0, float(np.clip(1.2 * pan, -0.7, 0.7)) if self.turning else 0.0])
+            if self.gazing > 1.5 and self.unseen > (2.0 if self.walks == 0 else 1.0) and self.walks < 2:
                 self.walk = NavigateTo(target=self.obj)
+                self.walk_from = b[:2].copy()
                 self.walks += 1
                 self.go("approach")
         self.checks += 1
         if self.checks % 3 == 0 and aligned:
             if self.obj in ctx.visible():
                 self.unseen = 0.0
-                if self.walk is not None:  # in view: stop walking
+                # In view: stop walking (a second walk goes at least 0.6 m: the first stop was too early).
+                if self.walk is not None and (self.walks == 1 or float(np.linalg.norm(b[:2] - self.walk_from)) > 0.6):
                     self.walk = None
                     ctx.cmd.base = np.zeros(3)
                 if still and on_it and not ctx.cmd.base.any():

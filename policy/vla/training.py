@@ -61,13 +61,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def episode_indices(dataset: Dataset) -> np.ndarray:
+    """The episode of every sample: `dataset.episode_indices`, or derived from a
+    DemonstrationDataset's `items` and `episodes`; one episode per sample as a last resort."""
+    if hasattr(dataset, "episode_indices"):
+        return np.asarray(dataset.episode_indices)
+    if hasattr(dataset, "items") and hasattr(dataset, "episodes"):
+        return np.asarray([dataset.episodes[e]["episode_index"] for e, _ in dataset.items])
+    return np.arange(len(dataset))  # type: ignore[arg-type]
+
+
 def split_by_episode(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
     """Train/validation subsets whose episodes do not overlap.
 
     Uses `dataset.episode_indices` (one episode number per sample) when the dataset has it.
     """
-    n = len(dataset)  # type: ignore[arg-type]
-    episodes = np.asarray(getattr(dataset, "episode_indices", np.arange(n)))
+    episodes = episode_indices(dataset)
     unique = np.unique(episodes)
     rng = np.random.default_rng(seed)
     n_val = int(round(len(unique) * fraction)) if fraction > 0 else 0

@@ -1,0 +1,86 @@
+"""`vla-agent train`: behaviour cloning of the VLA on a recorded dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from agent.exit_codes import ExitCode
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        dataset: Annotated[Path, typer.Option("--dataset", help="A dataset folder written by `vla-agent collect`.")],
+        out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, metrics.jsonl, pretrained/.")],
+        steps: Annotated[int, typer.Option(help="Optimiser steps in all (a resumed run continues to this).")] = 20_000,
+        batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 64,
+        lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up then cosine).")] = 3e-4,
+        image_size: Annotated[str, typer.Option(help="HxW the model sees.")] = "64x80",
+        chunk_size: Annotated[int, typer.Option(help="Actions predicted per chunk.")] = 20,
+        seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = 0,
+        device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
+        threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    ) -> None:
+        """Train the VLA on action chunks; re-running the same command resumes where it stopped.
+
+        Writes OUT/metrics.jsonl (loss, learning rate, samples/s, validation L1), OUT/training_state.pt
+        (resumable) and OUT/pretrained/ (EMA weights, config and normaliser: `VLAPolicy.from_pretrained`).
+        """
+        import numpy as np
+        import torch
+
+        from policy.dataset import DemonstrationDataset
+        from policy.vla import VLAConfig, VLAProcessor
+        from policy.vla.training import TrainConfig
+        from policy.vla.training import train as train_loop
+
+        try:
+            h, w = (int(v) for v in image_size.lower().split("x"))
+        except ValueError:
+            err_console.print(f"[bold red]error:[/] --image-size takes HxW, e.g. 64x80, got {image_size!r}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+        if not (16 <= h <= 480 and 16 <= w <= 640) or steps < 1 or batch_size < 1 or chunk_size < 1:
+            err_console.print("[bold red]error:[/] sizes must be positive (images 16..480 x 16..640)")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        torch.set_num_threads(max(1, threads))
+        try:
+            data = DemonstrationDataset(dataset, chunk_size=chunk_size)
+        except FileNotFoundError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+        if len(data) == 0:
+            err_console.print(f"[bold red]error:[/] {dataset} has no successful episodes to learn from")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        states, actions = np.concatenate(data.state), np.concatenate(data.action)
+        config = VLAConfig(
+            image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w), state_dim=states.shape[1],
+            action_dim=actions.shape[1], chunk_size=chunk_size, n_action_steps=min(10, chunk_size),
+        )
+        processor = VLAProcessor.fit(config, states, actions)
+        tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                           warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
+                           save_every=max(1, min(500, steps // 4)))
+        console.print(f"{len(data)} frames from {len(data.episodes)} episodes; model {config.image_size} images, "
+                      f"{len(config.image_keys)} cameras, chunk {chunk_size}", highlight=False)
+        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+            bar = progress.add_task("train", total=steps, info="")
+
+            def on_step(step: int, record: dict) -> None:
+                info = ""
+                if "loss" in record:
+                    info = f"loss {record['loss']:.3f}  {record['samples_per_s']:.0f} samples/s"
+                if "val_l1" in record:
+                    info += f"  val {record['val_l1']:.3f}"
+                progress.update(bar, completed=step, **({"info": info} if info else {}))
+
+            final = train_loop(data, out, config, tcfg, processor, on_step=on_step)
+        console.print(f"policy saved to {final}; metrics in {out / 'metrics.jsonl'}", highlight=False)
