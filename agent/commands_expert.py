@@ -129,20 +129,28 @@ def register(app: typer.Typer) -> None:
                 _fail(f"unknown skill {n!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(list(SKILLS) + list(CHAIN_NAMES))})")
         if episodes < 1:
             _fail(f"--episodes must be at least 1, got {episodes}")
+        t0 = time.perf_counter()
         with _progress() as progress:
             bar = progress.add_task("expert episodes", total=episodes * len(names))
             rows = evaluate(names, episodes, workers=workers, scenarios=list(_scenarios(scenario)),
                             progress=lambda d, t: progress.update(bar, completed=d))
         table = Table(title=f"Scripted expert (policy: scripted_expert), {episodes} seeds per row")
-        for col in ("skill / chain", "successes", "rate", "setup failed", "failure reasons"):
+        for col in ("skill / chain", "successes", "rate", "target", "setup failed", "sim s / episode", "failure reasons (scenario:seed)"):
             table.add_column(col)
         all_ok = True
         for r in rows.values():
             target = 0.95 if r.skill in CHAIN_NAMES else 0.98
             all_ok &= r.rate >= target
-            table.add_row(r.skill, f"{r.successes}/{r.started}", f"{100 * r.rate:.1f}%", str(r.setup_failures),
-                          "\n".join(f"{n}× {reason}" for reason, n in r.reasons.most_common()) or "-")
-        console.print(table)
+            table.add_row(r.skill, f"{r.successes}/{r.started}", f"{100 * r.rate:.1f}%", f"{100 * target:.0f}%", str(r.setup_failures),
+                          f"{r.sim_seconds / max(r.episodes, 1):.1f}",
+                          "\n".join(f"{n}× {reason} ({', '.join(r.failed.get(reason, [])[:6])}{', ...' if n > 6 else ''})"
+                                    for reason, n in r.reasons.most_common()) or "-")
+        console.print(table, width=max(console.width, 150))
+        wall = time.perf_counter() - t0
+        console.print(f"{sum(r.episodes for r in rows.values())} episodes in {wall / 60:.1f} min wall with {workers} worker(s); "
+                      f"{sum(r.wall_seconds for r in rows.values()) / max(sum(r.sim_seconds for r in rows.values()), 1e-9):.2f} "
+                      "worker-seconds per simulated second. A setup failure is a failure of the expert's own earlier skill "
+                      "(counted apart: the skill itself never started).", highlight=False)
         if not all_ok:
             raise typer.Exit(int(ExitCode.FAILED))
 
@@ -161,6 +169,7 @@ def register(app: typer.Typer) -> None:
 
         tmp = Path(tempfile.mkdtemp(prefix="vla-bench-")) if out is None else out
         config = CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=episodes, image_size=_size(image_size))
+        load0 = os.getloadavg()
         t0 = time.perf_counter()
         cpu0 = time.process_time()
         try:
@@ -179,4 +188,6 @@ def register(app: typer.Typer) -> None:
         table.add_row("wall seconds (incl. unrecorded setup)", f"{wall:.1f}")
         table.add_row("recorded frames per second", f"{frames / wall:.1f}")
         table.add_row(f"recorded frames per second per core ({workers} worker(s))", f"{frames / wall / workers:.1f}")
+        load1 = os.getloadavg()
+        table.add_row(f"load average, 1 min, before / after (machine: {os.cpu_count()} cores)", f"{load0[0]:.2f} / {load1[0]:.2f}")
         console.print(table)

@@ -46,7 +46,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 def _accuracy_table(title: str, reports: list) -> Table:
     """Localisation per scenario (one row each), narrow enough for an 80-column terminal."""
     table = Table(title=title)
-    for col in ("scenario", "frames", "detected / visible", "median err (cm)", "p95 err (cm)", "off > 5 cm"):
+    for col in ("scenario", "frames", "detected/visible", "median cm", "p95 cm", "off > 5 cm"):
         table.add_column(col, justify="right" if col != "scenario" else "left")
     for r in reports:
         med, p95 = r.error_stats()
@@ -56,23 +56,27 @@ def _accuracy_table(title: str, reports: list) -> Table:
 
 
 def _predicate_table(title: str, reports: list, never_observed: bool = False) -> Table:
-    """Precision / recall of every predicate, one column per scenario (with tp/fp/fn for the total)."""
+    """Precision/recall of every predicate: one row per scenario, one column per predicate (80 columns)."""
     from perception.evaluation import PREDICATES
 
     table = Table(title=title + " (precision/recall; - : no positives)")
-    table.add_column("predicate")
-    for r in reports:
-        table.add_column(r.name[:11], justify="right")
-    table.add_column(f"{reports[-1].name}: tp/fp/fn", justify="right")
+    table.add_column("scenario")
     for p in PREDICATES:
-        row = [p]
-        for r in reports:
+        table.add_column(p, justify="right")
+    for r in reports:
+        row = [r.name]
+        for p in PREDICATES:
             c = (r.never_observed if never_observed else r.predicates)[p]
             row.append(f"{_fmt(c.precision, 2)}/{_fmt(c.recall, 2)}" if c.tp + c.fn + c.fp else "-")
-        c = (reports[-1].never_observed if never_observed else reports[-1].predicates)[p]
-        row.append(f"{c.tp} / {c.fp} / {c.fn}")
         table.add_row(*row)
     return table
+
+
+def _counts_line(report, never_observed: bool = False) -> str:
+    from perception.evaluation import PREDICATES
+
+    counts = report.never_observed if never_observed else report.predicates
+    return "  ".join(f"{p} {counts[p].tp}/{counts[p].fp}/{counts[p].fn}" for p in PREDICATES)
 
 
 def register(app: typer.Typer) -> None:
@@ -116,14 +120,15 @@ def register(app: typer.Typer) -> None:
             overall.merge(r)
         console.print(_accuracy_table(f"Localisation ({frames} frames per scenario, seed {seed})", [*reports, overall]))
         console.print(_predicate_table("Predicates", [*reports, overall]))
+        console.print(f"{overall.name}: tp/fp/fn  {_counts_line(overall)}", highlight=False)
         console.print(
             "How: every grounded atom of the scenario (visible, holding, on, in, given per object; near(robot, x)\n"
             "per furniture, object and person) is scored on every scored frame against ground truth; belief says\n"
             "true when its probability is >= 0.5; precision = tp/(tp+fp), recall = tp/(tp+fn). Atoms about an\n"
             "object that no head frame fed to perception had yet shown (ground truth: >= 30 pixels) are left out\n"
             "above and counted in the next table.", highlight=False)
-        console.print(_predicate_table("Never observed so far", [*reports, overall],
-                                       never_observed=True))
+        console.print(_predicate_table("Never observed so far", [*reports, overall], never_observed=True))
+        console.print(f"{overall.name}: tp/fp/fn  {_counts_line(overall, True)}", highlight=False)
         if robust:
             title = ("Robustness: arm occluding the target; lights at the ends of the scenario's range "
                      "(distractors: same category in other colours)")

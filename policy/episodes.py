@@ -26,6 +26,20 @@ from scenarios.robot import SIDES
 from scenarios.world import SimWorld
 
 StepHook = Callable[[dict[str, Any], np.ndarray], None]
+SETTLE_S = 0.3  # s of holding still after a skill, before its effect is judged
+
+
+def with_images(world: SimWorld, obs: dict[str, Any]) -> dict[str, Any]:
+    """`obs` with the camera images that a step under `world.cameras_off()` left out, rendered now
+    (the same pictures a rendering step would have made)."""
+    obs = dict(obs)
+    for cam in world.config.cameras:
+        key = f"observation.images.{cam}"
+        if key not in obs:
+            obs[key] = world.render_camera(cam)
+    if world.config.head_depth and "head" in world.config.cameras and "observation.depth.head" not in obs:
+        obs["observation.depth.head"] = world.render_camera("head", kind="depth")
+    return obs
 
 
 @dataclass
@@ -66,10 +80,11 @@ def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, 
             on_step(obs, action)
         obs, *_ = world.step(executed)
         steps += 1
-    # Let the world settle for a moment (objects come to rest) before judging.
+    # Let the world settle for a moment (objects come to rest) before judging; nobody records it.
     hold = world.hold_action()
-    for _ in range(round(0.3 / world.control_period)):
-        obs, *_ = world.step(hold)
+    with world.cameras_off():
+        for _ in range(round(SETTLE_S / world.control_period)):
+            obs, *_ = world.step(hold)
     ok = skill_succeeded(world, skill, expert.args)
     if expert.failure:
         reason = expert.failure
@@ -124,18 +139,20 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
     """Reset with `seed` and run the setup skills; returns the observation and the setup results."""
     config = config or EpisodeConfig()
     rng = np.random.default_rng([seed, 7])
-    obs, _ = world.reset(seed=seed, options={"task": task})
     results = []
-    if skill == "look_for":
-        obs = turn_away(world, obs, rng)
-    for name, a in setup_steps(skill, args):
-        res, obs = run_skill(world, name, a, obs)
-        results.append(res)
-        if not res.success:
-            return obs, results
-    if config.perturb and skill != "look_for":
-        obs = perturb(world, obs, rng)
-    return obs, results
+    with world.cameras_off():  # nobody records the set-up: rendering is most of a step's cost
+        obs, _ = world.reset(seed=seed, options={"task": task})
+        if skill == "look_for":
+            obs = turn_away(world, obs, rng)
+        for name, a in setup_steps(skill, args):
+            res, obs = run_skill(world, name, a, obs)
+            results.append(res)
+            if not res.success:
+                break
+        else:
+            if config.perturb and skill != "look_for":
+                obs = perturb(world, obs, rng)
+    return with_images(world, obs), results
 
 
 @dataclass

@@ -68,7 +68,9 @@ class Row:
     successes: int = 0
     setup_failures: int = 0
     reasons: Counter = field(default_factory=Counter)
+    failed: dict[str, list[str]] = field(default_factory=dict)  # reason -> ["scenario:seed", ...]
     sim_seconds: float = 0.0
+    wall_seconds: float = 0.0
 
     @property
     def started(self) -> int:
@@ -79,18 +81,22 @@ class Row:
         return self.successes / self.started if self.started else 0.0
 
 
-def _worker(job: tuple[str, str, dict[str, str], int]) -> tuple[str, bool, str, bool, float]:
+def _worker(job: tuple[str, str, dict[str, str], int]) -> tuple[str, bool, str, bool, float, str, int, float]:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from policy.episodes import CHAINS, run_chain, run_episode
     from scenarios.world import SimWorld, WorldConfig
 
+    import time
+
     skill, scenario, args, seed = job
     world = _world(scenario)
+    t0 = time.perf_counter()
     if skill in CHAINS:
         out = run_chain(world, CHAINS[skill](args["object"], args["person"]), seed)
     else:
         out = run_episode(world, skill, args, seed)
-    return skill, bool(out.success), out.reason, out.setup_failed, float(out.seconds)
+    sim = float(sum(r.seconds for r in out.chain))
+    return skill, bool(out.success), out.reason, out.setup_failed, sim, scenario, seed, time.perf_counter() - t0
 
 
 _WORLDS: dict = {}
@@ -120,17 +126,18 @@ def evaluate(skills: list[str], episodes: int, workers: int = 1, scenarios: list
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
         results = pool.map(_worker, jobs, chunksize=4)
     try:
-        for skill, ok, reason, setup_failed, seconds in results:
+        for skill, ok, reason, setup_failed, seconds, scenario, seed, wall in results:
             row = rows[skill]
             row.episodes += 1
             row.sim_seconds += seconds
+            row.wall_seconds += wall
             if setup_failed:
                 row.setup_failures += 1
-                row.reasons[reason] += 1
             elif ok:
                 row.successes += 1
-            else:
+            if setup_failed or not ok:
                 row.reasons[reason] += 1
+                row.failed.setdefault(reason, []).append(f"{scenario}:{seed}")
             done += 1
             if progress:
                 progress(done, len(jobs))

@@ -121,3 +121,22 @@ def test_plan_is_deterministic_and_varies_instructions():
     assert len({j.task for j in a}) >= 6
     with pytest.raises(SkillError):
         plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=0))
+
+
+def test_set_up_steps_skip_rendering_but_the_first_recorded_frame_is_rendered():
+    from policy.episodes import prepare, with_images
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=("head", "left_wrist"), image_size=(32, 40), head_depth=False))
+    try:
+        reference, _ = world.reset(seed=3)
+        with world.cameras_off():
+            bare, _ = world.reset(seed=3)
+        assert "observation.images.head" not in bare
+        filled = with_images(world, bare)
+        for cam in ("head", "left_wrist"):
+            np.testing.assert_array_equal(filled[f"observation.images.{cam}"], reference[f"observation.images.{cam}"])
+        obs, setup = prepare(world, "navigate_to", {"target": "red_cup"}, seed=3)
+        assert setup == [] and obs["observation.images.head"].shape == (32, 40, 3)
+    finally:
+        world.close()

@@ -49,6 +49,55 @@ def test_grid_path_goes_around_the_table(kitchen: SimWorld):
     assert all(grid.is_free(p) for p in dense[5:-5])
 
 
+def test_grid_graph_matches_networkx_grid_and_is_reused(kitchen: SimWorld):
+    import math
+
+    import networkx as nx
+
+    from policy.expert.navigation import grid_for
+
+    kitchen.reset(seed=1)
+    state = kitchen.privileged_state()
+    grid = grid_for(kitchen.scenario, state)
+    assert grid_for(kitchen.scenario, kitchen.privileged_state()) is grid, "same obstacles: the same grid and graph"
+    ref = nx.grid_2d_graph(*grid.shape)
+    ref.remove_nodes_from([tuple(map(int, c)) for c in np.argwhere(~grid.free)])
+    ref.add_edges_from([((i, j), (i + 1, j + dj)) for i, j in list(ref.nodes) for dj in (-1, 1) if (i + 1, j + dj) in ref])
+    g = grid.graph()
+    assert set(g.nodes) == set(ref.nodes) and set(map(frozenset, g.edges)) == set(map(frozenset, ref.edges))
+    u, v = next(iter(g.edges))
+    assert g.edges[u, v]["weight"] == pytest.approx(math.dist(u, v) * 0.5 * (grid.cost[u] + grid.cost[v]))
+
+
+def test_far_cup_on_the_coffee_table_is_taken_from_the_slot_by_the_sofa():
+    """living_room seed 14: the white cup sits 0.4 m in from the coffee table's open side, out of the
+    arm's reach from there; the expert must stand in the slot between the table and the sofa
+    (the base under the table top, between its legs) and get in and out sideways."""
+    from policy.expert.clearance import body_clearance, escape_path
+    from policy.expert.grasps import top_grasp_point, top_pitch
+    from policy.expert.navigation import grid_for
+    from policy.expert.targets import approaches
+    from policy.expert.geometry import to_base
+
+    world = SimWorld("living_room", NO_CAMERAS)
+    try:
+        world.reset(seed=14)
+        state = world.privileged_state()
+        _, pose = approaches(world.scenario, state, "white_cup")[0]
+        assert pose.normal[1] > 0.9, "faces the table from the sofa's side"
+        assert body_clearance(world.scenario, state, pose.x, pose.y, pose.yaw) > 0.0
+        point = to_base((pose.x, pose.y, pose.yaw), top_grasp_point(world.scenario.object_by_id()["white_cup"], state.objects["white_cup"]))
+        assert top_pitch(point, pose.arm, 0.0)[1], "the cup is within the arm's reach from there"
+        way = escape_path(world.scenario, state, grid_for(world.scenario, state), pose.xy, pose.yaw)
+        assert way is not None and len(way) == 3, "back a little, then sideways out of the slot"
+        # The open side is out of reach even with the hand tipped forward.
+        far = [p for c, p in approaches(world.scenario, state, "white_cup") if p.normal[1] < -0.9][0]
+        far_point = to_base((far.x, far.y, far.yaw), top_grasp_point(world.scenario.object_by_id()["white_cup"], state.objects["white_cup"]))
+        assert not top_pitch(far_point, far.arm, 0.0)[1]
+    finally:
+        world.close()
+
+
 def test_instructions_name_objects_unambiguously_and_vary():
     sc = load_scenario("distractors")
     assert object_names(sc, "red_cup") == ["red cup"], "red things and cups abound: only colour+category is unambiguous"
@@ -103,6 +152,18 @@ def test_skills_across_scenarios(scenario: str, skill: str, args: dict[str, str]
     try:
         out = run_episode(world, skill, args, seed=4)
         assert out.success, out.reason
+    finally:
+        world.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skill,args", [("pick", {"object": "white_cup"}), ("place", {"object": "white_cup", "surface": "side_table"})])
+def test_far_coffee_table_cup_is_picked_and_placed_past_a_tall_bottle(skill: str, args: dict[str, str]):
+    world = SimWorld("living_room", NO_CAMERAS)
+    try:
+        out = run_episode(world, skill, args, seed=14)
+        assert out.success, out.reason
+        assert world.privileged_state().objects["green_bottle"].rests_on == "side_table", "the bottle still stands"
     finally:
         world.close()
 

@@ -92,6 +92,9 @@ class OccupancyGrid:
         self.cost = 1.0 + 4.0 * np.clip(1.0 - slack / SOFT_MARGIN, 0.0, 1.0)
         self._graph: nx.Graph | None = None
 
+    def __deepcopy__(self, memo: dict) -> "OccupancyGrid":
+        return self  # never changed after construction; a copy of the graph would cost more than a chunk
+
     def cell(self, xy: np.ndarray) -> tuple[int, int]:
         i = np.clip(((np.asarray(xy[:2]) - self.origin) / CELL).astype(int), 0, np.array(self.shape) - 1)
         return int(i[0]), int(i[1])
