@@ -115,6 +115,7 @@ def register(app: typer.Typer) -> None:
             "look_for,navigate_to,pick,place,place_in,handover,serve_drink",
         scenario: Annotated[list[str], typer.Option("--scenario", help="Scenarios to cycle over; default all built-ins.")] = ["all"],
         workers: Annotated[int, typer.Option("--workers", "-j")] = 1,
+        first: Annotated[int, typer.Option("--first", help="Skip this many episodes of each row (run a long table in parts).")] = 0,
     ) -> None:
         """Success of the scripted expert per skill and chain over randomised seeds, with failure reasons."""
         from policy.evaluation import CHAIN_NAMES, evaluate
@@ -129,12 +130,15 @@ def register(app: typer.Typer) -> None:
                 _fail(f"unknown skill {n!r}" + (f"; did you mean {hint!r}?" if hint else "") + f" (known: {', '.join(list(SKILLS) + list(CHAIN_NAMES))})")
         if episodes < 1:
             _fail(f"--episodes must be at least 1, got {episodes}")
+        if first < 0:
+            _fail(f"--first must be 0 or more, got {first}")
         t0 = time.perf_counter()
         with _progress() as progress:
             bar = progress.add_task("expert episodes", total=episodes * len(names))
             rows = evaluate(names, episodes, workers=workers, scenarios=list(_scenarios(scenario)),
-                            progress=lambda d, t: progress.update(bar, completed=d))
-        table = Table(title=f"Scripted expert (policy: scripted_expert), {episodes} seeds per row")
+                            progress=lambda d, t: progress.update(bar, completed=d), first=first)
+        span = f"episodes {first}..{first + episodes - 1} of each row" if first else f"{episodes} seeds per row"
+        table = Table(title=f"Scripted expert (policy: scripted_expert), {span}")
         for col in ("skill / chain", "successes", "rate", "target", "setup failed", "sim s / episode", "failure reasons (scenario:seed)"):
             table.add_column(col)
         all_ok = True

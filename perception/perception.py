@@ -33,6 +33,10 @@ PIXEL_STRIDE = 2
 objects still cover tens of pixels at the table's distance, and every step costs a quarter."""
 
 
+PALM_PRIOR_GATE = 0.2
+"""m: a palm measured this close to the map's palm confirms the map (see Perception._palm)."""
+
+
 @dataclass
 class FrameDebug:
     """What the last update saw, for drawing and for tests (not part of the Belief)."""
@@ -127,7 +131,7 @@ class Perception:
             self._people[pid] = p.position
             self._people_seen[pid] = now
             if p.hand is not None:
-                self._hands[pid] = p.hand
+                self._hands[pid] = self._palm(pid, p.hand)
         lap("people")
         candidates = fg & ~person_mask & (labels >= 0) & (labels != CLASS_INDEX["skin"])
         detections = detect_objects(points, labels, candidates, self.static, self._by_colour, cam.pos, stride=st)
@@ -139,6 +143,20 @@ class Perception:
         lap("belief")
         self.debug = FrameDebug(cam, detections, matches, people, timings)
         return belief
+
+    def _palm(self, pid: str, measured: np.ndarray) -> np.ndarray:
+        """The palm to believe after seeing one at `measured`.
+
+        The skin-pixel measurement is biased by several centimetres (the visible surface of
+        the head and forearm, not their centres; a head cut off by the frame's top edge), too
+        coarse to tell whether a released cup rests on the palm. So when a palm is seen near
+        where the map says this person holds it out, the map's position is kept; a palm seen
+        elsewhere (the person moved) replaces it.
+        """
+        prior = self.static.hand_priors.get(pid)
+        if prior is not None and float(np.linalg.norm(measured - prior)) < PALM_PRIOR_GATE:
+            return np.asarray(prior, dtype=float)
+        return measured
 
     def _hands_or_priors(self) -> dict[str, np.ndarray]:
         """Each person's palm: where it was last seen, else where the scenario said they hold it out."""

@@ -111,11 +111,14 @@ def _world(scenario: str):
 
 
 def evaluate(skills: list[str], episodes: int, workers: int = 1, scenarios: list[str] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Row]:
-    """Run `episodes` episodes per skill (and chain) and tally successes and failure reasons."""
+             progress: Callable[[int, int], None] | None = None, first: int = 0) -> dict[str, Row]:
+    """Run `episodes` episodes per skill (and chain) and tally successes and failure reasons.
+
+    `first` skips that many episodes of each row's plan, so a long table can be run in parts
+    (episodes 0..49, then 50..199) that add up to the same episodes as one run."""
     jobs = []
     for skill in skills:
-        for name, args, seed in episode_plan(skill, episodes, scenarios):
+        for name, args, seed in episode_plan(skill, first + episodes, scenarios)[first:]:
             jobs.append((skill, name, args, seed))
     rows = {s: Row(s) for s in skills}
     done = 0
