@@ -267,6 +267,67 @@ def run(
         raise typer.Exit(int(ExitCode.FAILED))
 
 
+# -------------------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_command(
+    scenarios: Annotated[list[str], typer.Option("--scenarios", help="Built-in scenarios; repeat for several.")] = ["kitchen"],  # noqa: B006
+    goals: Annotated[Optional[list[str]], typer.Option("--goal", help="Only these example goals (exact text); repeat.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", "-n", help="Seeds per goal.")] = 20,
+    first_seed: Annotated[int, typer.Option("--first-seed", help="Seeds are FIRST..FIRST+N-1.")] = 0,
+    policy: Annotated[str, typer.Option("--policy", help="vla or expert.")] = "vla",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 2,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, eval.png and traces.")] = Path("out/eval"),
+) -> None:
+    """Success table per scenario and example goal over seeds, with a per-skill failure breakdown.
+
+    Each episode is a full run (plan from the cameras, behaviour tree, perception checks). The
+    agent's verdict and the ground truth's (the goal's success predicates in the scenario
+    file) are both counted; exit code 1 if any goal succeeds in fewer than 90% of its runs.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from agent.evaluation import episodes_for, evaluate, summarise, write_reports
+    from agent.session import POLICIES, vla_available
+
+    if policy not in POLICIES:
+        _fail(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    if policy == "vla" and not vla_available():
+        _fail("the VLA policy has no trained checkpoint here; use --policy expert", ExitCode.CANNOT_PLAN)
+    if not 1 <= seeds <= 10_000 or not 1 <= workers <= 64 or first_seed < 0:
+        _fail("--seeds must be in 1..10000, --workers in 1..64 and --first-seed at least 0")
+    for name in scenarios:
+        _load(name)
+    try:
+        episodes = episodes_for(scenarios, goals, seeds, policy, first_seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+        bar = progress.add_task("eval", total=len(episodes), ok=0)
+        ok = 0
+
+        def tick(result) -> None:
+            nonlocal ok
+            ok += result.agent_success
+            progress.update(bar, advance=1, ok=ok)
+
+        results = evaluate(episodes, workers=workers, trace_dir=out / "traces", progress=tick)
+    rows = summarise(results)
+    paths = write_reports(results, rows, out, policy)
+    table = Table(title=f"Evaluation, {policy} policy, {seeds} seeds per goal")
+    for col in ("scenario", "goal", "success", "ground truth", "false successes", "failures by skill", "top reason"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row.scenario, row.goal, f"{row.agent_successes}/{row.episodes} ({row.rate:.0%})",
+                      f"{row.world_successes}/{row.episodes}", str(row.false_successes),
+                      ", ".join(f"{k} {v}" for k, v in row.failures_by_skill.most_common()) or "-",
+                      row.reasons.most_common(1)[0][0] if row.reasons else "-")
+    console.print(table)
+    console.print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}", highlight=False)
+    if any(row.rate < 0.9 for row in rows):
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
 # -------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(

@@ -116,6 +116,7 @@ def register(app: typer.Typer) -> None:
         scenario: Annotated[list[str], typer.Option("--scenario", help="Scenarios to cycle over; default all built-ins.")] = ["all"],
         workers: Annotated[int, typer.Option("--workers", "-j")] = 1,
         first: Annotated[int, typer.Option("--first", help="Skip this many episodes of each row (run a long table in parts).")] = 0,
+        json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the rows, with failing scenario:seed lists, as JSON.")] = None,
     ) -> None:
         """Success of the scripted expert per skill and chain over randomised seeds, with failure reasons."""
         from policy.evaluation import CHAIN_NAMES, evaluate
@@ -150,6 +151,13 @@ def register(app: typer.Typer) -> None:
                           "\n".join(f"{n}× {reason} ({', '.join(r.failed.get(reason, [])[:6])}{', ...' if n > 6 else ''})"
                                     for reason, n in r.reasons.most_common()) or "-")
         console.print(table, width=max(console.width, 150))
+        if json_out is not None:
+            import json
+
+            json_out.write_text(json.dumps({r.skill: {"episodes": r.episodes, "successes": r.successes, "started": r.started,
+                                                      "setup_failures": r.setup_failures, "failed": r.failed,
+                                                      "sim_seconds": r.sim_seconds, "wall_seconds": r.wall_seconds}
+                                            for r in rows.values()}, indent=2))
         wall = time.perf_counter() - t0
         console.print(f"{sum(r.episodes for r in rows.values())} episodes in {wall / 60:.1f} min wall with {workers} worker(s); "
                       f"{sum(r.wall_seconds for r in rows.values()) / max(sum(r.sim_seconds for r in rows.values()), 1e-9):.2f} "

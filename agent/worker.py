@@ -36,7 +36,10 @@ def run_worker(spec: dict[str, Any], control: Connection, events: Any, builder: 
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+    from agent.logging import configure_logging
     from behaviors.debugger import Debugger, DebugError
+
+    configure_logging()  # a spawned worker starts with structlog's print-everything default
 
     def send(kind: str, **fields: Any) -> None:
         events.put({"kind": kind, **fields})
