@@ -150,7 +150,8 @@ def register(app: typer.Typer) -> None:
                           f"{r.sim_seconds / max(r.episodes, 1):.1f}",
                           "\n".join(f"{n}× {reason} ({', '.join(r.failed.get(reason, [])[:6])}{', ...' if n > 6 else ''})"
                                     for reason, n in r.reasons.most_common()) or "-")
-        console.print(table, width=max(console.width, 150))
+        # Piped or in a log, rich would squeeze the table into 80 columns and cut the seeds off.
+        (console if console.is_terminal else Console(width=170)).print(table)
         if json_out is not None:
             import json
 

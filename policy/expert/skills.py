@@ -29,7 +29,7 @@ from scenarios.schema import Scenario
 GRIP_WAIT = 0.6  # s with the gripper closed before lifting
 RELEASE_WAIT = 0.5  # s with the gripper open before retracting
 STAGING = 0.35  # m out from an approach pose, where the planned path ends
-CARRY_TOP_PITCH = 1.15  # rad: a top-grasped object is carried with the hand this far from horizontal
+CARRY_TOP_PITCH = float(__import__("os").environ.get("CTP", "1.15"))  # rad: a top-grasped object is carried with the hand this far from horizontal
 FINAL_SPEED = 0.15  # m/s on the last, straight stretch to an approach pose
 
 
