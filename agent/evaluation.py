@@ -162,8 +162,12 @@ def write_reports(results: list[EpisodeResult], rows: list[Row], out: Path, poli
     """JSON (every episode), Markdown (the table) and a PNG bar chart."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md", "png": out / "eval.png"}
-    paths["json"].write_text(json.dumps({"policy": policy, "episodes": [asdict(r) for r in results],
-                                         "rows": [{**asdict(row), "rate": row.rate} for row in rows]}, indent=2, default=str))
+    row_dicts = [{"scenario": row.scenario, "goal": row.goal, "episodes": row.episodes, "rate": row.rate,
+                  "agent_successes": row.agent_successes, "world_successes": row.world_successes,
+                  "false_successes": row.false_successes, "failures_by_skill": dict(row.failures_by_skill),
+                  "reasons": dict(row.reasons), "mean_world_seconds": row.mean_world_seconds} for row in rows]
+    paths["json"].write_text(json.dumps({"policy": policy, "episodes": [asdict(r) for r in results], "rows": row_dicts},
+                                        indent=2, default=str))
     lines = [f"# Evaluation ({policy} policy)", "",
              "| scenario | goal | success (agent) | success (world) | false successes | failures by skill | mean world s |",
              "|---|---|---|---|---|---|---|"]

@@ -64,10 +64,15 @@ def top_pitch(point_b: np.ndarray, side: str, yaw_b: float) -> tuple[float, bool
     return min(dists)[1], False
 
 
+SPHERE_CRADLE = 0.012  # m: a ball is gripped this far below its centre, so the pads hold it from beneath
+
+
 def top_grasp_point(obj: SceneObject, truth: ObjectTruth) -> np.ndarray:
     point = np.asarray(truth.pos, float).copy()
     if CATEGORIES[obj.category].shape != "sphere":
         point[2] += obj.height / 2 - 0.03
+    else:
+        point[2] -= SPHERE_CRADLE
     return point
 
 
@@ -93,6 +98,8 @@ def choose_grasp(obj: SceneObject, truth: ObjectTruth, approach_heading: float, 
         k = round(wrap(approach_heading - box_yaw) / (math.pi / 2))
         heading = wrap(box_yaw + k * math.pi / 2)
     point = top_grasp_point(obj, truth) if kind == "top" else centre.copy()
+    if kind == "side" and cat.shape == "sphere":
+        point[2] -= SPHERE_CRADLE
     if kind == "top":
         pitch = math.pi / 2
         if base is not None:

@@ -29,7 +29,8 @@ from scenarios.schema import Scenario
 GRIP_WAIT = 0.6  # s with the gripper closed before lifting
 RELEASE_WAIT = 0.5  # s with the gripper open before retracting
 STAGING = 0.35  # m out from an approach pose, where the planned path ends
-CARRY_TOP_PITCH = float(__import__("os").environ.get("CTP", "1.15"))  # rad: a top-grasped object is carried with the hand this far from horizontal
+CARRY_TOP_PITCH = 1.15  # rad: a top-grasped object is carried with the hand this far from horizontal
+BALL_CARRY_PITCH = -0.25  # rad: negative tips the fingers up
 FINAL_SPEED = 0.15  # m/s on the last, straight stretch to an approach pose
 
 
@@ -83,7 +84,7 @@ def hold_arms(ctx: Context, except_side: str | None = None) -> bool:
         if side == except_side:
             continue
         if ctx.state.robot.holding.get(side):
-            ok &= ctx.cmd.move(side, CARRY_POS[side], ctx.cmd.rot[side] if _is_top(ctx.cmd.rot[side]) else np.zeros(3))
+            ok &= ctx.cmd.move(side, CARRY_POS[side], ctx.cmd.rot[side])  # the carry orientation Pick left
         else:
             ok &= ctx.cmd.move(side, DRIVE_POS[side], DRIVE_ROT, speed=0.35)
             ctx.cmd.gripper(side, 0.0)
@@ -474,7 +475,11 @@ class Pick(Skill):
                 self.go("carry")
         elif self.phase == "carry":
             rot_goal = np.zeros(3)
-            if self.grasp.kind == "top":
+            if CATEGORIES[ctx.scenario.object_by_id()[self.obj].category].shape == "sphere":
+                # A ball held at its sides creeps out along the fingers when they point down:
+                # carry it with the fingers tipped up a little, so it settles towards the palm.
+                rot_goal = side_grasp_rotvec(0.0, BALL_CARRY_PITCH)
+            elif self.grasp.kind == "top":
                 # Pointing down, turned straight, tipped forward a little: straight down at
                 # chest height is at the edge of the arm's range and the IK stalls there.
                 rot_goal = side_grasp_rotvec(0.0, min(self.grasp.pitch, CARRY_TOP_PITCH))

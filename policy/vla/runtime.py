@@ -172,7 +172,13 @@ class AsyncChunkRunner(ChunkExecutor):
     select_action waits at most `max_wait_s`; if the worker is still late the runner falls back
     deterministically: it keeps executing the current chunk and, past its end, repeats its last
     action, and switches as soon as the worker delivers. The first chunk after `reset()` is
-    predicted in the caller's thread (there is nothing to execute before it).
+    predicted in the caller's thread (there is nothing to execute before it; if the worker is
+    still finishing a chunk from before the reset, that call waits for it, one chunk at most).
+
+    Which chunk is in use depends on wall-clock timing when the worker is late, so runs that must
+    replay exactly (tests, evaluation) use `RecedingHorizonExecutor`, or a large `max_wait_s`
+    (then the runner always waits for the worker and its actions depend on the ticks only).
+    The worker is a daemon thread: call `close()` (or use `with`) when the policy is done.
     """
 
     def __init__(self, policy: ChunkPolicy, n_action_steps: int, prefetch_at: int | None = None, max_wait_s: float = 0.005) -> None:
@@ -306,12 +312,6 @@ class AsyncChunkRunner(ChunkExecutor):
         self._t += 1
         self.stats.ticks += 1
         return action
-
-    def __del__(self) -> None:  # best effort: never leave a thread waiting forever
-        try:
-            self.close(timeout=0.1)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def make_executor(policy: ChunkPolicy, mode: str, n_action_steps: int, m: float = 0.01, max_wait_s: float = 0.005) -> ChunkExecutor:

@@ -1,0 +1,30 @@
+"""Evaluation reports from episode results (the episodes themselves are tested end to end elsewhere)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.evaluation import EpisodeResult, episodes_for, summarise, write_reports
+
+
+def test_rows_and_reports(tmp_path: Path):
+    results = [
+        EpisodeResult("kitchen", "serve a drink to the person", 0, "expert", True, True, world_seconds=18.0),
+        EpisodeResult("kitchen", "serve a drink to the person", 1, "expert", False, False, "t3", "handover", "t3: stalled", world_seconds=60.0),
+        EpisodeResult("kitchen", "serve a drink to the person", 2, "expert", True, False, world_seconds=20.0),
+    ]
+    (row,) = summarise(results)
+    assert (row.episodes, row.agent_successes, row.world_successes, row.false_successes) == (3, 2, 1, 1)
+    assert row.failures_by_skill == {"handover": 1} and abs(row.mean_world_seconds - 98 / 3) < 1e-9
+    paths = write_reports(results, [row], tmp_path, "expert")
+    data = json.loads(paths["json"].read_text())
+    assert data["rows"][0]["failures_by_skill"] == {"handover": 1} and len(data["episodes"]) == 3
+    assert "2/3 (67%)" in paths["markdown"].read_text()
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_episodes_come_from_the_scenario_goals():
+    eps = episodes_for(["tidy_table"], ["tidy the table"], 2, "expert")
+    assert [e.seed for e in eps] == [0, 1]
+    assert set(eps[0].success) == {"in(blue_can, bin)", "in(red_ball, bin)", "in(green_box, bin)"}
