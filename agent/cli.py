@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
+# OpenMP threads that spin while waiting make torch many times slower on a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys
 from pathlib import Path
@@ -412,13 +414,14 @@ def serve(
 
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
-    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan, commands_train
+    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan, commands_train, commands_vla
 
     commands_plan.register(app)
     commands_perception.register(app)
     commands_expert.register(app)
     commands_behaviors.register(app)
     commands_train.register(app)
+    commands_vla.register(app)
 
 
 _register_commands()

@@ -69,7 +69,8 @@ def bench_policy(
 
     lb, la = result.load_before, result.load_after
     table = Table(title=(f"Policy latency, batch 1, default VLAConfig ({result.params / 1e6:.2f} M params), 3 cameras 240x320 → 64x80 "
-                         f"(resize inside the timing), {result.n} calls; load average {lb[0]:.2f} before, {la[0]:.2f} after, {os.cpu_count()} CPUs"))
+                         f"(resize inside the timing), {result.n} calls; load average {lb[0]:.2f} before, {la[0]:.2f} after, {os.cpu_count()} CPUs, "
+                         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"))
     for col, just in (("policy", "left"), ("variant", "left"), ("threads", "right"), ("chunk p50 ms", "right"), ("chunk p95 ms", "right"),
                       ("select p50 ms", "right"), ("select p95 ms", "right"), ("speed-up", "right"), (f"p95 ≤ {TARGET_CHUNK_MS:.0f} ms", "center"),
                       ("note", "left")):
@@ -90,6 +91,10 @@ def bench_policy(
         tol = AGREEMENT_TOLERANCE.get(name, 0.0)
         agree.add_row(name, f"{a.max_abs:.2e}", f"{a.max_rel_std:.2e}", f"{a.mean_abs:.2e}", f"{tol:g}", "[green]yes[/]" if a.ok(tol) else "[red]no[/]")
     console.print(agree)
+    if any(t > 1 for t in thread_counts) and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        err_console.print("[yellow]note:[/] with OMP_WAIT_POLICY unset, OpenMP threads spin while they wait; on a machine whose cores are "
+                          "busy with other work, multi-thread rows can be many times slower. Compare with OMP_WAIT_POLICY=PASSIVE "
+                          "(set before the program starts).", highlight=False)
     if with_lerobot and result.lerobot_error:
         err_console.print(f"[yellow]LeRobot ACT not measured:[/] {result.lerobot_error}", highlight=False)
     if json_out is not None:

@@ -213,6 +213,16 @@ def test_executors_run_the_real_policy_and_make_executor_checks_mode():
         make_executor(policy, "sometimes", 3)
 
 
+def test_executors_are_policies_for_the_skill_leaves():
+    from behaviors.protocols import PolicyLike
+
+    stub = StubPolicy()
+    for ex in (RecedingHorizonExecutor(stub, 2), TemporalEnsembleExecutor(stub), AsyncChunkRunner(stub, 2)):
+        with ex:
+            assert isinstance(ex, PolicyLike)
+            assert ex.predict_action_chunk({"t": 1}).shape == (5, A)
+
+
 # -- optimised variants -----------------------------------------------------------------------
 def tiny_policy(seed: int = 0) -> tuple[VLAPolicy, list[dict]]:
     torch.manual_seed(seed)
