@@ -33,6 +33,7 @@ from scenarios.schema import Scenario
 CameraName = Literal["head", "left_wrist", "right_wrist"]
 CAMERA_MJCF = {"head": "head_camera", "left_wrist": "left_wrist_camera", "right_wrist": "right_wrist_camera"}
 SETTLE_SECONDS = 0.3
+VISIBLE_PIXELS_AT_240x320 = 30
 
 
 class WorldConfig(BaseModel):
@@ -149,7 +150,10 @@ class SimWorld(gym.Env):
         """Ground truth. For tests, the scripted expert and measuring perception only."""
         visible = None
         if visibility:
-            visible = self._truth.visible_objects(self.render_camera("head", kind="segmentation"))
+            # 30 pixels at 240x320, scaled with the image, so "visible" means the same at any size.
+            h, w = self.config.image_size
+            min_pixels = max(3, round(VISIBLE_PIXELS_AT_240x320 * h * w / (240 * 320)))
+            visible = self._truth.visible_objects(self.render_camera("head", kind="segmentation"), min_pixels)
         return self._truth.state(self.data, visible)
 
     def holds(self, predicate: Predicate | str) -> bool:
@@ -160,7 +164,7 @@ class SimWorld(gym.Env):
     # -- internals -----------------------------------------------------------------------
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {"observation.state": self.controller.proprioception()}
-        if not self._render_cameras:
+        if not self._render_cameras or not self.config.cameras:
             obs["task"] = self.task
             return obs
         renderer = self.renderer(self.config.image_size)
