@@ -139,12 +139,11 @@ class RunManager:
             final = event.get("state") or {}
             self.store.update(rid, status=status, outcome=outcome, reasons=outcome.get("reasons", []),
                               node_states=final.get("node_states", {}), current_subtask=final.get("subtask"))
-        elif kind == "cancelled":
-            self.store.update(rid, status=RunStatus.CANCELLED)
-            self.store.add_reason(rid, "cancelled on request")
-        elif kind == "failed":
-            self.store.update(rid, status=RunStatus.FAILED)
-            self.store.add_reason(rid, event["reason"])
+        elif kind in ("cancelled", "failed"):  # status and reason in one write: readers never see half
+            record = self.store.get(rid)
+            reason = "cancelled on request" if kind == "cancelled" else event["reason"]
+            self.store.update(rid, status=RunStatus.CANCELLED if kind == "cancelled" else RunStatus.FAILED,
+                              reasons=[*(record.reasons if record else []), reason])
         with run.lock:
             run.history.append(event)
             for loop, q in list(run.subscribers):

@@ -138,11 +138,6 @@ class RunStore:
                 raise KeyError(run_id)
         return self.get(run_id)  # type: ignore[return-value]
 
-    def add_reason(self, run_id: str, reason: str) -> None:
-        record = self.get(run_id)
-        if record is not None:
-            self.update(run_id, reasons=[*record.reasons, reason])
-
     def get(self, run_id: str) -> RunRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
