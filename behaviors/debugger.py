@@ -24,10 +24,9 @@ from typing import Any, Literal
 import numpy as np
 import py_trees
 from py_trees.common import Status
-from pydantic import BaseModel
 
 from behaviors import blackboard as bbk
-from behaviors.executor import Executor, RunOutcome
+from behaviors.executor import Executor, RunOutcome, TickReport
 from behaviors.leaves import SkillLeaf, unmet
 from behaviors.tree import SubtaskRetry, units
 from perception.belief import Belief
@@ -63,13 +62,9 @@ class Force:
         return f"#{self.id} force {self.target} -> {self.status.name}{' once' if self.once else ''} (hits: {self.hits})"
 
 
-class DebugState(BaseModel):
-    tick: int
-    time: float
-    status: str
-    subtask: str | None
-    paused: str | None = None
-    finished: bool = False
+class DebugState(TickReport):
+    """Where the run stands, as a tick report plus the outcome once it has ended."""
+
     outcome: RunOutcome | None = None
 
 
