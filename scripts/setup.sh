@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up vla-agent on a fresh Debian or Ubuntu machine, idempotently:
-#   1. the GL libraries MuJoCo's offscreen rendering needs (EGL and OSMesa, from Mesa),
+#   1. the GL libraries MuJoCo's offscreen rendering needs (EGL and OSMesa, from Mesa) and
+#      Graphviz (task graphs as PNG, behaviour trees as SVG),
 #   2. a virtual environment in .venv,
 #   3. PyTorch 2.13.0 -- the CPU build when the machine has no NVIDIA GPU, never a
 #      multi-GB CUDA build by accident,
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 missing=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6; do
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 graphviz; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
