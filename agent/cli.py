@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agent.exit_codes import ExitCode
 from agent.logging import configure_logging
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+from agent.console import console, err_console
 
 app = typer.Typer(
     name="vla-agent",

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agent.exit_codes import ExitCode
 from behaviors.context import BehaviorConfig
 from behaviors.executor import Executor
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+from agent.console import console, err_console
 
 
 def sim_executor(goal: str, scenario: Any, seed: int = 0, trace: Path | str | None = None,

@@ -17,8 +17,7 @@ from rich.table import Table
 
 from agent.exit_codes import ExitCode
 
-console = Console()
-err_console = Console(stderr=True)
+from agent.console import console, err_console
 
 
 def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:

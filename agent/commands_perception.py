@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from agent.exit_codes import ExitCode
 
-console = Console()
-err_console = Console(stderr=True)
+from agent.console import console, err_console
 BUILTIN = ("kitchen", "tidy_table", "living_room", "distractors")
 
 

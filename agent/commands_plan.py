@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agent.exit_codes import ExitCode
 
-console = Console()
-err_console = Console(stderr=True)
+from agent.console import console, err_console
 
 ACCURACY_TARGET = 0.95
 P50_TARGET_MS = 20.0

@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from agent.exit_codes import ExitCode
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+from agent.console import console, err_console
 
 
 def register(app: typer.Typer) -> None:

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agent.exit_codes import ExitCode
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+from agent.console import console, err_console
 
 
 def _find_group(app: typer.Typer, name: str) -> typer.Typer | None:
