@@ -101,18 +101,18 @@ def validate_skill(scenario: Scenario, skill: str, args: dict[str, str] | list[s
 
 
 def success_predicate(scenario: Scenario, skill: str, args: dict[str, str]) -> str:
-    """The ground-truth predicate that defines the skill's success (navigate_to adds reach)."""
-    if skill == "look_for":
-        return f"visible({args['object']})"
-    if skill == "navigate_to":
-        return f"near(robot, {args['target']})"
-    if skill == "pick":
-        return f"holding({args['object']})"
-    if skill == "handover":
-        return f"given({args['object']}, {args['person']})"
-    target = args.get("surface") or args["container"]
-    kind = scenario.furniture_by_id()[target].kind
-    return f"in({args['object']}, {target})" if FURNITURE[kind].container else f"on({args['object']}, {target})"
+    """The ground-truth predicate that defines the skill's success, from the planner's skill
+    library (one source of skill effects); `place` into a container counts as `place_in`."""
+    from planner.library import default_library
+
+    if skill == "place":
+        target = args.get("surface") or args["container"]
+        if FURNITURE[scenario.furniture_by_id()[target].kind].container:
+            skill, args = "place_in", {"object": args["object"], "container": target}
+        else:
+            args = {"object": args["object"], "surface": target}
+    name, bound, negated = default_library().skills[skill].success_atoms()[0].bind(args)
+    return f"{'not ' if negated else ''}{name}({', '.join(bound)})"
 
 
 def skill_succeeded(world: Any, skill: str, args: dict[str, str]) -> bool:
