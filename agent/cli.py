@@ -412,7 +412,8 @@ def serve(
 
 def _register_commands() -> None:
     """Commands that live beside the packages they drive."""
-    from agent import commands_behaviors, commands_expert, commands_perception, commands_plan, commands_train, commands_vla
+    from agent import (commands_behaviors, commands_expert, commands_perception, commands_plan, commands_policy, commands_train,
+                       commands_vla)
 
     commands_plan.register(app)
     commands_perception.register(app)
@@ -420,6 +421,7 @@ def _register_commands() -> None:
     commands_behaviors.register(app)
     commands_train.register(app)
     commands_vla.register(app)
+    commands_policy.register(app)
 
 
 _register_commands()

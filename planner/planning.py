@@ -425,6 +425,18 @@ def _nothing_note(method: MethodSpec, bindings: dict[str, list[str]], scene: Sce
     return "nothing to do: nothing in the scene needs it"
 
 
+def subtask_for(scenario: Scenario, skill: str, args: tuple[str, ...] | list[str], *, sid: str = "t1",
+                instruction: str | None = None, library: Library | None = None) -> Subtask:
+    """One skill call as the planner would emit it (preconditions, success predicates,
+    timeout, retries and instruction from the library), for running a single skill
+    through the behaviour tree — e.g. to evaluate a policy skill by skill."""
+    library = library or default_library()
+    if skill not in library.skills:
+        raise ValueError(f"unknown skill {skill!r} (known: {', '.join(sorted(library.skills))})")
+    sub = _subtask(sid, skill, tuple(args), skill, Scene(scenario, belief_from_scenario(scenario)), library)
+    return sub if instruction is None else sub.model_copy(update={"instruction": instruction})
+
+
 def _subtask(sid: str, skill_name: str, args: tuple[str, ...], group: str, scene: Scene, library: Library) -> Subtask:
     spec = library.skills[skill_name]
     skill = compiled(spec)

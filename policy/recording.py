@@ -89,25 +89,35 @@ def plan_episodes(config: CollectConfig) -> list[EpisodeJob]:
         if skill not in SKILLS:
             validate_skill(load_scenario(config.scenarios[0]), skill, {})
     loaded = {name: load_scenario(name) for name in config.scenarios}
-    for name, sc in loaded.items():
-        for skill in config.skills:
-            for pname, kind in SKILLS[skill].params:
-                if pname in config.fixed_args:
-                    continue
-                if not candidates(sc, kind):
-                    raise SkillError(f"scenario {name!r} has no {kind} for {skill}'s {pname}; choose another scenario or skill")
+    unknown = [k for k in config.fixed_args if all(k not in dict(SKILLS[s].params) for s in config.skills)]
+    if unknown:
+        raise SkillError(f"--arg {unknown[0]}=...: none of {', '.join(config.skills)} takes a parameter {unknown[0]!r}")
+    pairs: list[tuple[str, str]] = []  # (scenario, skill) combinations that can be recorded
+    for skill in config.skills:
+        missing = {}
+        for name, sc in loaded.items():
+            lacking = [(pname, kind) for pname, kind in SKILLS[skill].params
+                       if pname not in config.fixed_args and not candidates(sc, kind)]
+            if lacking:
+                missing[name] = lacking[0]
+                continue
             pinned = {k: v for k, v in config.fixed_args.items() if k in dict(SKILLS[skill].params)}
-            unknown = [k for k in config.fixed_args if all(k not in dict(SKILLS[s].params) for s in config.skills)]
-            if unknown:
-                raise SkillError(f"--arg {unknown[0]}=...: none of {', '.join(config.skills)} takes a parameter {unknown[0]!r}")
-            for pname, value in pinned.items():
-                kind = dict(SKILLS[skill].params)[pname]
-                validate_skill(sc, skill, {**{p: candidates(sc, k)[0] if candidates(sc, k) else "" for p, k in SKILLS[skill].params}, pname: value})
+            if pinned:
+                defaults = {p: candidates(sc, k)[0] if candidates(sc, k) else "" for p, k in SKILLS[skill].params}
+                validate_skill(sc, skill, {**defaults, **pinned})
+            pairs.append((name, skill))
+        if len(missing) == len(loaded):
+            name, (pname, kind) = next(iter(missing.items()))
+            where = f"scenario {name!r} has" if len(loaded) == 1 else f"none of the scenarios {', '.join(loaded)} has"
+            raise SkillError(f"{where} no {kind} for {skill}'s {pname}; choose another scenario or skill")
+        for name, (pname, kind) in missing.items():
+            log.info("collect.skipped", scenario=name, skill=skill, reason=f"no {kind} for {pname}")
+    # Episode k goes to pair k mod len(pairs), interleaved so that scenarios alternate.
+    pairs.sort(key=lambda p: (config.skills.index(p[1]), config.scenarios.index(p[0])))
     jobs = []
     for k in range(config.episodes):
         seed = config.seed + k
-        name = config.scenarios[k % len(config.scenarios)]
-        skill = config.skills[(k // len(config.scenarios)) % len(config.skills)]
+        name, skill = pairs[k % len(pairs)]
         rng = np.random.default_rng([seed, 5])
         args = sample_args(loaded[name], skill, rng) or {}
         args.update({p: v for p, v in config.fixed_args.items() if p in dict(SKILLS[skill].params)})

@@ -1,0 +1,274 @@
+"""Closed-loop success of a policy, skill by skill, with perception judging completion.
+
+Each trial is one skill call run exactly as the agent runs it: the expert brings the world
+to the skill's start state (unrecorded, as in `policy.episodes.prepare`), then the skill
+is a one-subtask task graph executed by the behaviour tree — the policy under test drives
+the robot from camera images, proprioception and the instruction, and camera perception
+decides when the subtask is done (with the library's timeout and retries). Two verdicts
+are kept per trial: the agent's (the tree succeeded) and the simulator's ground truth after
+the tree finished; a trial counts as a success only when both agree it succeeded.
+
+Variations test generalisation beyond the training distribution (see `VARIATIONS`):
+object and robot start poses drawn from twice the scenario's ranges, lights outside the
+intensity range, and instruction phrasings that never occur in the training data.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from policy.evaluation import episode_plan
+
+SKILL_NAMES = ("look_for", "navigate_to", "pick", "place", "place_in", "handover")
+
+UNSEEN_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "look_for": ("can you spot the {object}", "turn until you see the {object}"),
+    "navigate_to": ("drive up to the {target}", "go over next to the {target}"),
+    "pick": ("lift the {object}", "pick the {object} up"),
+    "place": ("set the {object} onto the {surface}", "lay the {object} on the {surface}"),
+    "place_in": ("toss the {object} into the {container}", "put the {object} inside the {container}"),
+    "handover": ("offer the {object} to the {person}", "let the {person} have the {object}"),
+}
+"""Phrasings absent from `policy.instructions.TEMPLATES` and the skill library (held out)."""
+
+VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing")
+
+
+class Trial(BaseModel):
+    """The result of one closed-loop skill call."""
+
+    policy: str
+    skill: str
+    scenario: str
+    seed: int
+    variation: str
+    args: dict[str, str]
+    instruction: str
+    success: bool
+    agent_success: bool
+    truth_success: bool
+    setup_failed: bool = False
+    reason: str = ""
+    sim_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    ticks: int = 0
+
+
+def varied_scenario(scenario, variation: str):
+    """The scenario with its randomisation ranges pushed beyond training's for `variation`."""
+    r = scenario.randomisation
+    if variation == "wide_poses":
+        r = r.model_copy(update={"object_xy": min(0.5, 2 * r.object_xy), "robot_xy": min(1.0, 2 * r.robot_xy),
+                                 "robot_yaw_deg": min(180.0, 2 * r.robot_yaw_deg)})
+    elif variation == "lights":
+        lo, hi = r.light_intensity
+        r = r.model_copy(update={"light_intensity": (max(0.1, lo - 0.25), min(3.0, hi + 0.35))})
+    elif variation not in ("nominal", "unseen_phrasing"):
+        raise ValueError(f"unknown variation {variation!r} (known: {', '.join(VARIATIONS)})")
+    return scenario.model_copy(update={"randomisation": r})
+
+
+def unseen_instruction(scenario, skill: str, args: dict[str, str], rng: np.random.Generator) -> str:
+    from policy.instructions import entity_name
+
+    names = {k: entity_name(scenario, v, rng) for k, v in args.items()}
+    return str(rng.choice(UNSEEN_TEMPLATES[skill])).format(**names)
+
+
+_WORLDS: dict = {}
+_POLICIES: dict = {}
+
+
+def _world(scenario_name: str, variation: str):
+    from scenarios.loading import load_scenario
+    from scenarios.world import SimWorld
+
+    key = (scenario_name, variation)
+    if key not in _WORLDS:
+        _WORLDS[key] = SimWorld(varied_scenario(load_scenario(scenario_name), variation))
+    return _WORLDS[key]
+
+
+def _factory(policy: str, world, checkpoint: Path | None):
+    """subtask -> policy; the VLA's weights are loaded once per process."""
+    from policy.expert import ScriptedExpert
+
+    if policy == "expert":
+        return lambda subtask: ScriptedExpert(world, subtask.skill, list(subtask.args))
+    from policy.vla import VLAPolicy
+
+    key = str(checkpoint)
+    if key not in _POLICIES:
+        _POLICIES[key] = VLAPolicy.from_pretrained(checkpoint)
+    model = _POLICIES[key]
+    return lambda subtask: model
+
+
+def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",
+              checkpoint: Path | None = None) -> Trial:
+    """One skill call through the behaviour tree (see the module docstring)."""
+    import torch
+
+    from behaviors.context import BehaviorConfig
+    from behaviors.executor import Executor
+    from perception.perception import Perception
+    from planner.planning import subtask_for
+    from planner.taskgraph import TaskGraph
+    from policy.episodes import SETTLE_S, prepare
+    from policy.expert.expert import SKILLS, skill_succeeded
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    world = _world(scenario_name, variation)
+    rng = np.random.default_rng([seed, 17])
+    params = [p for p, _ in SKILLS[skill].params]
+    sub = subtask_for(world.scenario, skill, [args[p] for p in params])
+    if variation == "unseen_phrasing":
+        sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
+    base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,
+                instruction=sub.instruction)
+    obs, setup = prepare(world, skill, args, seed, task=sub.instruction)
+    if setup and not setup[-1].success:
+        return Trial(**base, success=False, agent_success=False, truth_success=False, setup_failed=True,
+                     reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)
+    graph = TaskGraph()
+    graph.add(sub)
+    perception = Perception.for_world(world)
+    ex = Executor(world, perception, _factory(policy, world, checkpoint), graph, goal=sub.instruction,
+                  config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
+    t_start = world.time
+    try:
+        ex.start(obs)
+        outcome = ex.run()
+    finally:
+        ex.close()
+    hold = world.hold_action()
+    with world.cameras_off():  # let objects come to rest before the ground truth is read
+        for _ in range(round(SETTLE_S / world.control_period)):
+            world.step(hold)
+    truth = skill_succeeded(world, skill, args)
+    agent = outcome is not None and outcome.status == "succeeded"
+    if agent and truth:
+        reason = ""
+    elif agent:
+        reason = "perception confirmed it but the ground truth disagrees"
+    elif outcome is not None and outcome.reasons:
+        reason = _short(outcome.reasons[-1]) + (" (the effect holds in ground truth)" if truth else "")
+    else:
+        reason = "did not finish"
+    return Trial(**base, success=agent and truth, agent_success=agent, truth_success=truth, reason=reason,
+                 sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks)
+
+
+def _short(reason: str) -> str:
+    """Failure reasons without run-specific numbers, so that they group in the table."""
+    import re
+
+    return re.sub(r"\d+(\.\d+)?", "N", reason)[:120]
+
+
+@dataclass
+class Cell:
+    """Tally of one (policy, skill, scenario, variation)."""
+
+    trials: int = 0
+    successes: int = 0
+    setup_failures: int = 0
+    agent_only: int = 0  # believed done but not true: perception's false confirmations
+    reasons: Counter = field(default_factory=Counter)
+    sim_seconds: float = 0.0
+
+    @property
+    def started(self) -> int:
+        return self.trials - self.setup_failures
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.started if self.started else float("nan")
+
+    def add(self, t: Trial) -> None:
+        self.trials += 1
+        self.sim_seconds += t.sim_seconds
+        if t.setup_failed:
+            self.setup_failures += 1
+        elif t.success:
+            self.successes += 1
+        else:
+            self.agent_only += int(t.agent_success and not t.truth_success)
+        if not t.success:
+            self.reasons[t.reason] += 1
+
+
+def plan_trials(policies: Iterable[str], skills: Iterable[str], seeds: int, scenarios: list[str] | None = None,
+                variations: Iterable[str] = ("nominal",), first_seed: int = 100_000) -> list[tuple]:
+    """Jobs: every policy sees the same (skill, scenario, args, seed) trials.
+
+    Seeds start at `first_seed`, far from the seeds demonstrations are recorded with
+    (`vla-agent collect` uses 0, 1, 2, ... by default), so no evaluated scene was in training.
+    `seeds` trials per skill *and scenario* that has what the skill needs."""
+    from scenarios.loading import builtin_scenarios
+
+    names = scenarios or sorted(builtin_scenarios())
+    jobs = []
+    for variation in variations:
+        for skill in skills:
+            for name in names:
+                try:
+                    plan = episode_plan(skill, seeds, [name], start_seed=first_seed)
+                except ValueError:
+                    continue  # the scenario lacks what the skill needs
+                for policy in policies:
+                    jobs.extend((policy, skill, sc, args, seed, variation) for sc, args, seed in plan)
+    return jobs
+
+
+def _job(job: tuple, checkpoint: str | None) -> Trial:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    policy, skill, scenario, args, seed, variation = job
+    try:
+        return run_trial(policy, skill, scenario, args, seed, variation, Path(checkpoint) if checkpoint else None)
+    except Exception as exc:  # one broken trial must not lose the table; it counts as a failure
+        return Trial(policy=policy, skill=skill, scenario=scenario, seed=seed, variation=variation, args=args,
+                     instruction="", success=False, agent_success=False, truth_success=False,
+                     reason=f"error: {type(exc).__name__}: {exc}"[:160])
+
+
+def evaluate(jobs: list[tuple], checkpoint: Path | None, workers: int = 1,
+             on_trial: Callable[[Trial, int, int], None] | None = None) -> list[Trial]:
+    """Run the trials (in `workers` processes) and return them in completion order."""
+    ckpt = str(checkpoint) if checkpoint else None
+    trials: list[Trial] = []
+    if workers <= 1:
+        results = (_job(j, ckpt) for j in jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        results = pool.map(_job, jobs, [ckpt] * len(jobs), chunksize=1)
+    try:
+        for trial in results:
+            trials.append(trial)
+            if on_trial is not None:
+                on_trial(trial, len(trials), len(jobs))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return trials
+
+
+def tabulate(trials: Iterable[Trial]) -> dict[tuple[str, str, str, str], Cell]:
+    """(variation, skill, scenario, policy) -> Cell; scenario "all" sums a skill's scenarios."""
+    cells: dict[tuple[str, str, str, str], Cell] = {}
+    for t in trials:
+        for sc in (t.scenario, "all"):
+            cells.setdefault((t.variation, t.skill, sc, t.policy), Cell()).add(t)
+    return cells

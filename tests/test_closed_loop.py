@@ -1,0 +1,85 @@
+"""Closed-loop skill evaluation: trials through the behaviour tree, judged by perception and ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import policy.closed_loop as closed_loop
+from agent.cli import app
+from policy.closed_loop import plan_trials, run_trial, tabulate, varied_scenario
+from policy.recording import CollectConfig, plan_episodes
+from scenarios.loading import load_scenario
+
+
+def test_collecting_over_all_scenarios_skips_those_without_what_a_skill_needs():
+    jobs = plan_episodes(CollectConfig(scenarios=("distractors", "kitchen", "living_room", "tidy_table"),
+                                       skills=("pick", "place_in"), episodes=24))
+    place_in = [j for j in jobs if j.skill == "place_in"]
+    assert place_in and "kitchen" not in {j.scenario for j in place_in}, "the kitchen has no bin"
+    assert {j.scenario for j in jobs if j.skill == "pick"} == {"distractors", "kitchen", "living_room", "tidy_table"}
+
+
+def test_every_policy_gets_the_same_trials_on_unseen_seeds():
+    jobs = plan_trials(["vla", "expert"], ["pick", "place_in"], 3, ["kitchen", "tidy_table"], first_seed=100_000)
+    by_policy = {p: sorted((j[1], j[2], tuple(j[3].items()), j[4]) for j in jobs if j[0] == p) for p in ("vla", "expert")}
+    assert by_policy["vla"] == by_policy["expert"]
+    assert len(by_policy["vla"]) == 2 * 3 + 3, "pick in both scenarios, place_in only where there is a bin"
+    assert min(j[4] for j in jobs) >= 100_000
+
+
+def test_variations_widen_the_ranges_and_unknown_ones_are_refused():
+    sc = load_scenario("kitchen")
+    wide = varied_scenario(sc, "wide_poses").randomisation
+    assert wide.object_xy == pytest.approx(2 * sc.randomisation.object_xy)
+    lights = varied_scenario(sc, "lights").randomisation.light_intensity
+    assert lights[0] < sc.randomisation.light_intensity[0] and lights[1] > sc.randomisation.light_intensity[1]
+    with pytest.raises(ValueError, match="unknown variation 'dark'"):
+        varied_scenario(sc, "dark")
+
+
+def test_the_expert_succeeds_in_closed_loop_and_both_verdicts_agree():
+    trial = run_trial("expert", "look_for", "kitchen", {"object": "red_cup"}, seed=100_003)
+    assert trial.success and trial.agent_success and trial.truth_success, trial.reason
+    assert trial.ticks > 0 and trial.sim_seconds > 0
+
+
+class _Idle:
+    """A policy that holds still: it must never be counted as succeeding."""
+
+    def __init__(self, world) -> None:
+        self.world = world
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs) -> np.ndarray:
+        return self.world.hold_action()
+
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        return np.stack([self.world.hold_action()] * 10)
+
+
+def test_a_policy_that_does_nothing_fails_with_the_trees_reason(monkeypatch):
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, checkpoint: (lambda subtask: _Idle(world)))
+    trial = run_trial("vla", "pick", "kitchen", {"object": "red_cup"}, seed=100_001)
+    assert not trial.success and not trial.truth_success
+    assert "stalled" in trial.reason or "timeout" in trial.reason.lower(), trial.reason
+    cells = tabulate([trial])
+    assert cells[("nominal", "pick", "all", "vla")].successes == 0
+    assert cells[("nominal", "pick", "kitchen", "vla")].reasons[trial.reason] == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--skills", "pik"], "did you mean 'pick'"),
+    (["--variations", "dark"], "unknown variation 'dark'"),
+    (["--scenario", "kitchn"], "did you mean 'kitchen'"),
+    (["--policy", "vla", "--checkpoint", "/nonexistent"], "no VLA checkpoint"),
+])
+def test_bad_policy_eval_input_exits_2(argv: list[str], message: str, tmp_path: Path):
+    result = CliRunner().invoke(app, ["policy", "eval", "-n", "1", *argv])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
