@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(int(ExitCode.BAD_INPUT))
         torch.set_num_threads(max(1, threads))
         try:
-            data = DemonstrationDataset(dataset, chunk_size=chunk_size)
+            data = DemonstrationDataset(dataset, chunk_size=chunk_size, image_size=(h, w))
         except FileNotFoundError as exc:
             err_console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(int(ExitCode.BAD_INPUT)) from None

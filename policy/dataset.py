@@ -2,7 +2,9 @@
 
 Frames are decoded from PNG once and cached per camera as a uint8 `.npy` memmap under
 `DIR/cache/` (rebuilt when the dataset's frame count changes), so training epochs read
-memory, not images. Each item is one frame with the action chunk that follows it:
+memory, not images. With `image_size` the cache holds the frames already resized to what
+the model sees (uint8, antialiased bilinear: the resize the policy applies at run time), so
+a training step neither reads nor resizes full-size frames. Each item is one frame with the action chunk that follows it:
 
     observation.state           float32 (state_dim,)
     observation.images.<cam>    float32 (3, H, W) in [0, 1]
@@ -43,8 +45,10 @@ class DemonstrationDataset(Dataset):
     """Frames of the recorded episodes with their action chunks (see module docstring)."""
 
     def __init__(self, root: str | Path, chunk_size: int = 20, cameras: tuple[str, ...] | None = None,
-                 include_failed: bool = False, skills: tuple[str, ...] | None = None) -> None:
+                 include_failed: bool = False, skills: tuple[str, ...] | None = None,
+                 image_size: tuple[int, int] | None = None) -> None:
         self.root = Path(root)
+        self.image_size = tuple(image_size) if image_size else None
         self.chunk_size = int(chunk_size)
         self.info, self.episodes, self.tasks = load_meta(self.root)
         image_keys = [k for k, f in self.info["features"].items() if f["dtype"] == "image"]
@@ -70,8 +74,9 @@ class DemonstrationDataset(Dataset):
     def _cache(self, cam: str) -> np.ndarray:
         """All frames of one camera as a uint8 (N, H, W, 3) memmap, decoded once."""
         key = f"observation.images.{cam}"
-        h, w, _ = self.info["features"][key]["shape"]
-        path = self.root / "cache" / f"{key}.npy"
+        h0, w0, _ = self.info["features"][key]["shape"]
+        h, w = self.image_size or (h0, w0)
+        path = self.root / "cache" / (f"{key}.npy" if (h, w) == (h0, w0) else f"{key}.{h}x{w}.npy")
         if path.exists():
             arr = np.load(path, mmap_mode="r")
             if arr.shape == (self.total_frames, h, w, 3):
@@ -81,7 +86,8 @@ class DemonstrationDataset(Dataset):
         for ep, off in zip(self.episodes, self._offset):
             for f in range(ep["length"]):
                 rel = IMAGE_PATH.format(image_key=key, episode_index=ep["episode_index"], frame_index=f)
-                arr[off + f] = np.asarray(Image.open(self.root / rel).convert("RGB"))
+                frame = np.asarray(Image.open(self.root / rel).convert("RGB"))
+                arr[off + f] = frame if (h, w) == (h0, w0) else resize_uint8(frame, (h, w))
         arr.flush()
         del arr
         return np.load(path, mmap_mode="r")
@@ -115,6 +121,14 @@ class DemonstrationDataset(Dataset):
             img = torch.from_numpy(np.array(frames[g])).permute(2, 0, 1).float() / 255.0
             item[f"observation.images.{cam}"] = img
         return item
+
+
+def resize_uint8(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWx3 uint8 -> size, antialiased bilinear on uint8 as `VLAProcessor.images` resizes at run time."""
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
+    x = torch.nn.functional.interpolate(x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
+                                        align_corners=False, antialias=True)
+    return x[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def make_dataloader(dataset: DemonstrationDataset, batch_size: int = 64, shuffle: bool = True, num_workers: int = 0,

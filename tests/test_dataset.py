@@ -87,6 +87,21 @@ def test_loader_yields_action_chunks_with_padding(small: Path):
     np.testing.assert_array_equal(again.frames["head"], ds.frames["head"])
 
 
+def test_frames_cached_at_the_model_size_match_the_run_time_resize(small: Path):
+    from PIL import Image
+
+    from policy.vla import VLAConfig, VLAProcessor
+
+    ds = DemonstrationDataset(small, chunk_size=16, include_failed=True, image_size=(24, 30))
+    img = ds[0]["observation.images.head"]
+    assert img.shape == (3, 24, 30)
+    png = np.asarray(Image.open(small / "images/observation.images.head/episode_000000/frame_000000.png"))
+    config = VLAConfig(image_keys=("observation.images.head",), image_size=(24, 30))
+    at_run_time = VLAProcessor(config, text_embedder=lambda texts: None).images({"observation.images.head": png})[0, 0]
+    np.testing.assert_allclose(img.numpy(), at_run_time.numpy(), atol=1 / 255 + 1e-6)
+    assert (small / "cache" / "observation.images.head.24x30.npy").exists()
+
+
 @pytest.mark.slow
 def test_same_seeds_give_the_same_data(small: Path, tmp_path: Path):
     other = tmp_path / "again"
