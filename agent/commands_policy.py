@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
         variations: Annotated[str, typer.Option("--variations", help="Comma-separated: nominal, wide_poses, lights, unseen_phrasing.")] = "nominal",
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="VLA checkpoint folder (default: the shipped one).")] = None,
         first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first trial; far from collection seeds.")] = 100_000,
+        retries: Annotated[int, typer.Option("--retries", min=0, help="Attempts after the first (0: the skill's own success, no second chance).")] = 0,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")] = 1,
         out: Annotated[Optional[Path], typer.Option("--out", help="Write trials (JSON lines) and the table (Markdown) here.")] = None,
     ) -> None:
@@ -89,7 +90,8 @@ def register(app: typer.Typer) -> None:
 
         Every trial is one skill call run through the behaviour tree as the agent runs it: the
         expert sets up the skill's start state, the policy drives from cameras, proprioception
-        and the instruction, camera perception decides completion; success needs the tree to
+        and the instruction, camera perception decides completion within the skill's timeout
+        (one attempt unless --retries); success needs the tree to
         succeed AND the simulator's ground truth to agree. "False confirmations" counts trials
         perception confirmed although the effect did not hold.
 
@@ -129,7 +131,7 @@ def register(app: typer.Typer) -> None:
                     trials_file.flush()
                 progress.update(bar, completed=done, info=f"{trial.policy} {trial.skill} {'ok' if trial.success else 'FAIL'}; {failures} failed")
 
-            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial)
+            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial, retries)
         if trials_file is not None:
             trials_file.close()
         cells = tabulate(trials)

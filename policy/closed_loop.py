@@ -4,7 +4,8 @@ Each trial is one skill call run exactly as the agent runs it: the expert brings
 to the skill's start state (unrecorded, as in `policy.episodes.prepare`), then the skill
 is a one-subtask task graph executed by the behaviour tree — the policy under test drives
 the robot from camera images, proprioception and the instruction, and camera perception
-decides when the subtask is done (with the library's timeout and retries). Two verdicts
+decides when the subtask is done (with the library's timeout; one attempt unless `retries`
+says otherwise — retrying is the tree's job in whole runs, so the table measures the skill). Two verdicts
 are kept per trial: the agent's (the tree succeeded) and the simulator's ground truth after
 the tree finished; a trial counts as a success only when both agree it succeeded.
 
@@ -115,7 +116,7 @@ def _factory(policy: str, world, checkpoint: Path | None):
 
 
 def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",
-              checkpoint: Path | None = None) -> Trial:
+              checkpoint: Path | None = None, retries: int = 0) -> Trial:
     """One skill call through the behaviour tree (see the module docstring)."""
     import torch
 
@@ -132,7 +133,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     world = _world(scenario_name, variation)
     rng = np.random.default_rng([seed, 17])
     params = [p for p, _ in SKILLS[skill].params]
-    sub = subtask_for(world.scenario, skill, [args[p] for p in params])
+    sub = subtask_for(world.scenario, skill, [args[p] for p in params]).model_copy(update={"retries": retries})
     if variation == "unseen_phrasing":
         sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
     base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,
@@ -232,11 +233,11 @@ def plan_trials(policies: Iterable[str], skills: Iterable[str], seeds: int, scen
     return jobs
 
 
-def _job(job: tuple, checkpoint: str | None) -> Trial:
+def _job(job: tuple, checkpoint: str | None, retries: int = 0) -> Trial:
     os.environ.setdefault("MUJOCO_GL", "egl")
     policy, skill, scenario, args, seed, variation = job
     try:
-        return run_trial(policy, skill, scenario, args, seed, variation, Path(checkpoint) if checkpoint else None)
+        return run_trial(policy, skill, scenario, args, seed, variation, Path(checkpoint) if checkpoint else None, retries)
     except Exception as exc:  # one broken trial must not lose the table; it counts as a failure
         return Trial(policy=policy, skill=skill, scenario=scenario, seed=seed, variation=variation, args=args,
                      instruction="", success=False, agent_success=False, truth_success=False,
@@ -244,16 +245,16 @@ def _job(job: tuple, checkpoint: str | None) -> Trial:
 
 
 def evaluate(jobs: list[tuple], checkpoint: Path | None, workers: int = 1,
-             on_trial: Callable[[Trial, int, int], None] | None = None) -> list[Trial]:
+             on_trial: Callable[[Trial, int, int], None] | None = None, retries: int = 0) -> list[Trial]:
     """Run the trials (in `workers` processes) and return them in completion order."""
     ckpt = str(checkpoint) if checkpoint else None
     trials: list[Trial] = []
     if workers <= 1:
-        results = (_job(j, ckpt) for j in jobs)
+        results = (_job(j, ckpt, retries) for j in jobs)
         pool = None
     else:
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_job, jobs, [ckpt] * len(jobs), chunksize=1)
+        results = pool.map(_job, jobs, [ckpt] * len(jobs), [retries] * len(jobs), chunksize=1)
     try:
         for trial in results:
             trials.append(trial)
