@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, help="Trials per skill and scenario.")] = 50,
         scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Built-in scenario; repeat for several (default: all).")] = None,
         variations: Annotated[str, typer.Option("--variations", help="Comma-separated: nominal, wide_poses, lights, unseen_phrasing.")] = "nominal",
-        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="VLA checkpoint folder (default: the shipped one).")] = None,
+        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="VLA checkpoint folder (default: $VLA_AGENT_CHECKPOINT, else the shipped one).")] = None,
         first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first trial; far from collection seeds.")] = 100_000,
         retries: Annotated[int, typer.Option("--retries", min=0, help="Attempts after the first (0: the skill's own success, no second chance).")] = 0,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")] = 1,
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         from twice the scenario's ranges), lights (intensities outside the range),
         unseen_phrasing (instructions phrased in ways absent from training).
         """
-        from agent.session import DEFAULT_CHECKPOINT, vla_available
+        from agent.session import checkpoint_path, vla_available
         from policy.closed_loop import SKILL_NAMES, VARIATIONS, evaluate, plan_trials, tabulate
         from scenarios.loading import builtin_scenarios
 
@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         var_list = _split(variations, VARIATIONS, "variations")
         known = tuple(sorted(builtin_scenarios()))
         names = [_split(s, known, "scenario")[0] for s in scenarios] if scenarios else None
-        ckpt = checkpoint or DEFAULT_CHECKPOINT
+        ckpt = checkpoint or checkpoint_path()
         if "vla" in pols and not vla_available(ckpt):
             _fail(f"no VLA checkpoint at {ckpt} (model.safetensors missing); train one or pass --policy expert")
         jobs = plan_trials(pols, skill_list, seeds, names, var_list, first_seed)

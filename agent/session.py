@@ -7,12 +7,20 @@ sessions here, so they behave the same.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 PolicyName = Literal["vla", "expert"]
 POLICIES: tuple[str, ...] = ("vla", "expert")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "policy" / "checkpoints" / "default"
+CHECKPOINT_ENV = "VLA_AGENT_CHECKPOINT"
+
+
+def checkpoint_path() -> Path:
+    """The VLA checkpoint runs load: `$VLA_AGENT_CHECKPOINT` if set (your own training run's
+    `pretrained/` folder), else the one shipped in the repository."""
+    return Path(os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
 
 
 class PlanFailed(Exception):
@@ -31,11 +39,11 @@ class PolicyUnavailable(Exception):
     """The requested policy cannot run here (e.g. no trained checkpoint)."""
 
 
-def vla_available(checkpoint: Path = DEFAULT_CHECKPOINT) -> bool:
-    return (checkpoint / "model.safetensors").exists()
+def vla_available(checkpoint: Path | None = None) -> bool:
+    return ((checkpoint or checkpoint_path()) / "model.safetensors").exists()
 
 
-def policy_factory(policy: str, world: Any, checkpoint: Path = DEFAULT_CHECKPOINT) -> Any:
+def policy_factory(policy: str, world: Any, checkpoint: Path | None = None) -> Any:
     """subtask -> policy. The expert reads privileged state (its job); the VLA only observations."""
     if policy not in POLICIES:
         from scenarios.catalog import nearest
@@ -46,6 +54,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path = DEFAULT_CHECKPOIN
         from policy.expert import ScriptedExpert
 
         return lambda subtask: ScriptedExpert(world, subtask.skill, list(subtask.args))
+    checkpoint = checkpoint or checkpoint_path()
     if not vla_available(checkpoint):
         raise PolicyUnavailable(
             f"no trained VLA checkpoint at {checkpoint}; use --policy expert, or train one "

@@ -24,11 +24,8 @@ def test_bad_input_exits_2(args: list[str], code: int, needle: str):
     assert needle in result.output
 
 
-def test_vla_without_a_checkpoint_says_so(tmp_path: Path):
-    from agent.session import vla_available
-
-    if vla_available():
-        pytest.skip("a trained checkpoint is installed")
+def test_vla_without_a_checkpoint_says_so(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("VLA_AGENT_CHECKPOINT", str(tmp_path / "no-checkpoint-here"))
     result = runner.invoke(app, ["run", "serve a drink", "--trace", str(tmp_path / "t.jsonl")])
     assert result.exit_code == 3 and "--policy expert" in result.output
 

@@ -39,7 +39,8 @@ class Server:
 
     def start(self) -> Server:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "VLA_AGENT_PLANNER_THREADS": "1"}
+               "VLA_AGENT_PLANNER_THREADS": "1",
+               "VLA_AGENT_CHECKPOINT": str(self.store.parent / "no-checkpoint")}  # the 409 for a missing VLA
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "serve", "--port", str(self.port), "--store", str(self.store),
              "--workers", "2", "--session", "service_fakes:fake_session"],
