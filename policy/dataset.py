@@ -125,7 +125,7 @@ class DemonstrationDataset(Dataset):
 
 def resize_uint8(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """HxWx3 uint8 -> size, antialiased bilinear on uint8 as `VLAProcessor.images` resizes at run time."""
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
+    x = torch.from_numpy(np.array(frame, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0)  # a writable copy
     x = torch.nn.functional.interpolate(x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
                                         align_corners=False, antialias=True)
     return x[0].permute(1, 2, 0).contiguous().numpy()
