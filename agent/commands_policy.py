@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
         variations: Annotated[str, typer.Option("--variations", help="Comma-separated: nominal, wide_poses, lights, unseen_phrasing.")] = "nominal",
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="VLA checkpoint folder (default: $VLA_AGENT_CHECKPOINT, else the shipped one).")] = None,
         first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first trial; far from collection seeds.")] = 100_000,
+        runtime: Annotated[str, typer.Option("--runtime", help="How the VLA's chunks become actions: receding (execute n_action_steps, predict again), ensemble (ACT's temporal ensembling) or async.")] = "receding",
         retries: Annotated[int, typer.Option("--retries", min=0, help="Attempts after the first (0: the skill's own success, no second chance).")] = 0,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")] = 1,
         out: Annotated[Optional[Path], typer.Option("--out", help="Write trials (JSON lines) and the table (Markdown) here.")] = None,
@@ -106,6 +107,7 @@ def register(app: typer.Typer) -> None:
         pols = _split(policies, ("vla", "expert"), "policies")
         skill_list = _split(skills, SKILL_NAMES, "skills")
         var_list = _split(variations, VARIATIONS, "variations")
+        _split(runtime, ("receding", "ensemble", "async"), "runtime")
         known = tuple(sorted(builtin_scenarios()))
         names = [_split(s, known, "scenario")[0] for s in scenarios] if scenarios else None
         ckpt = checkpoint or checkpoint_path()
@@ -131,7 +133,7 @@ def register(app: typer.Typer) -> None:
                     trials_file.flush()
                 progress.update(bar, completed=done, info=f"{trial.policy} {trial.skill} {'ok' if trial.success else 'FAIL'}; {failures} failed")
 
-            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial, retries)
+            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial, retries, runtime)
         if trials_file is not None:
             trials_file.close()
         cells = tabulate(trials)

@@ -100,23 +100,26 @@ def _world(scenario_name: str, variation: str):
     return _WORLDS[key]
 
 
-def _factory(policy: str, world, checkpoint: Path | None):
-    """subtask -> policy; the VLA's weights are loaded once per process."""
+def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "receding"):
+    """subtask -> policy; the VLA's weights are loaded once per process, run through the
+    chosen inference runtime (`policy.vla.runtime.make_executor`)."""
     from policy.expert import ScriptedExpert
 
     if policy == "expert":
         return lambda subtask: ScriptedExpert(world, subtask.skill, list(subtask.args))
     from policy.vla import VLAPolicy
+    from policy.vla.runtime import make_executor
 
-    key = str(checkpoint)
+    key = (str(checkpoint), runtime)
     if key not in _POLICIES:
-        _POLICIES[key] = VLAPolicy.from_pretrained(checkpoint)
-    model = _POLICIES[key]
-    return lambda subtask: model
+        model = VLAPolicy.from_pretrained(checkpoint)
+        _POLICIES[key] = make_executor(model, runtime, model.config.n_action_steps)
+    runner = _POLICIES[key]
+    return lambda subtask: runner
 
 
 def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",
-              checkpoint: Path | None = None, retries: int = 0) -> Trial:
+              checkpoint: Path | None = None, retries: int = 0, runtime: str = "receding") -> Trial:
     """One skill call through the behaviour tree (see the module docstring)."""
     import torch
 
@@ -145,7 +148,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     graph = TaskGraph()
     graph.add(sub)
     perception = Perception.for_world(world)
-    ex = Executor(world, perception, _factory(policy, world, checkpoint), graph, goal=sub.instruction,
+    ex = Executor(world, perception, _factory(policy, world, checkpoint, runtime), graph, goal=sub.instruction,
                   config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
     t_start = world.time
     try:
@@ -233,11 +236,11 @@ def plan_trials(policies: Iterable[str], skills: Iterable[str], seeds: int, scen
     return jobs
 
 
-def _job(job: tuple, checkpoint: str | None, retries: int = 0) -> Trial:
+def _job(job: tuple, checkpoint: str | None, retries: int = 0, runtime: str = "receding") -> Trial:
     os.environ.setdefault("MUJOCO_GL", "egl")
     policy, skill, scenario, args, seed, variation = job
     try:
-        return run_trial(policy, skill, scenario, args, seed, variation, Path(checkpoint) if checkpoint else None, retries)
+        return run_trial(policy, skill, scenario, args, seed, variation, Path(checkpoint) if checkpoint else None, retries, runtime)
     except Exception as exc:  # one broken trial must not lose the table; it counts as a failure
         return Trial(policy=policy, skill=skill, scenario=scenario, seed=seed, variation=variation, args=args,
                      instruction="", success=False, agent_success=False, truth_success=False,
@@ -245,16 +248,18 @@ def _job(job: tuple, checkpoint: str | None, retries: int = 0) -> Trial:
 
 
 def evaluate(jobs: list[tuple], checkpoint: Path | None, workers: int = 1,
-             on_trial: Callable[[Trial, int, int], None] | None = None, retries: int = 0) -> list[Trial]:
+             on_trial: Callable[[Trial, int, int], None] | None = None, retries: int = 0,
+             runtime: str = "receding") -> list[Trial]:
     """Run the trials (in `workers` processes) and return them in completion order."""
     ckpt = str(checkpoint) if checkpoint else None
     trials: list[Trial] = []
     if workers <= 1:
-        results = (_job(j, ckpt, retries) for j in jobs)
+        results = (_job(j, ckpt, retries, runtime) for j in jobs)
         pool = None
     else:
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_job, jobs, [ckpt] * len(jobs), [retries] * len(jobs), chunksize=1)
+        results = pool.map(_job, jobs, [ckpt] * len(jobs), [retries] * len(jobs), [runtime] * len(jobs),
+                           chunksize=1)
     try:
         for trial in results:
             trials.append(trial)

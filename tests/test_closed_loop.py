@@ -64,7 +64,7 @@ class _Idle:
 
 
 def test_a_policy_that_does_nothing_fails_with_the_trees_reason(monkeypatch):
-    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, checkpoint: (lambda subtask: _Idle(world)))
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _Idle(world)))
     trial = run_trial("vla", "pick", "kitchen", {"object": "red_cup"}, seed=100_001)
     assert not trial.success and not trial.truth_success
     assert "stalled" in trial.reason or "timeout" in trial.reason.lower(), trial.reason
