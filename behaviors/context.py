@@ -21,6 +21,8 @@ class BehaviorConfig(BaseModel):
     precondition_wait_s: float = Field(1.0, ge=0.0, description="how long a precondition may take to show up before the attempt fails")
     confirm_s: float = Field(0.15, ge=0.0, description="success must stay believed this long before the skill succeeds (perception flicker)")
     settle_s: float = Field(2.0, ge=0.0, description="a policy that reports `done` gets this long after success is believed to finish its motion")
+    learned_settle_s: float = Field(1.5, ge=0.0, description="a policy without `done` keeps acting this long after a holding/on/in/given "
+                                                              "effect is believed (the lift or retreat after the grasp or release)")
     stall_s: float = Field(6.0, gt=0.0, description="no progress for this long fails the attempt")
     stall_state_tol: float = Field(0.01, gt=0.0, description="proprioception change (rad, m) that counts as progress")
     stall_position_tol: float = Field(0.02, gt=0.0, description="believed object movement (m) that counts as progress")

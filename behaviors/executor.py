@@ -92,12 +92,14 @@ class Executor:
         self._action_ticks = 0
 
     # ------------------------------------------------------------------------------ lifecycle
-    def start(self, obs: dict[str, Any] | None = None) -> None:
+    def start(self, obs: dict[str, Any] | None = None, reset_perception: bool = True) -> None:
         """Reset the world (unless `obs` is given: the world is already where the run starts),
-        perception and the tree, and write `run_started`."""
+        perception (unless told it has already been following this world) and the tree, and
+        write `run_started`."""
         if obs is None:
             obs, _ = self.world.reset(seed=self.seed, options={"task": self.goal})
-        self.perception.reset()
+        if reset_perception:
+            self.perception.reset()
         self.ctx.obs = obs
         self.ctx.obs_version += 1
         self._emit("run_started", goal=self.goal, scenario=self.scenario, seed=self.seed, run_id=self.run_id,

@@ -50,6 +50,15 @@ def _key(p: Predicate) -> tuple[str, bool]:
     return k
 
 
+PHYSICAL = frozenset({"holding", "on", "in", "given"})
+
+
+def _physical(predicates: Sequence[Predicate]) -> bool:
+    """Effects that are stable only once the motion is over (an object lifted, released, let go);
+    `visible` and `near` are stable as soon as they hold."""
+    return any(p.name in PHYSICAL and not p.negated for p in predicates)
+
+
 def _names(predicates: Sequence[Predicate]) -> str:
     return ", ".join(str(p) for p in predicates) or "nothing"
 
@@ -102,7 +111,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     Confirmation: the predicates must stay believed for `confirm_s` (one-frame flicker does
     not end a skill), and a policy that exposes `done` (the scripted expert) may finish its
     motion first — up to `settle_s` — so a pick is not cut off between closing the fingers
-    and lifting the object."""
+    and lifting the object. A policy without `done` (the VLA) keeps acting for
+    `learned_settle_s` after a manipulation effect is first believed, for the same reason."""
 
     def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
         super().__init__(name=f"{subtask.id} {subtask.label}")
@@ -134,7 +144,9 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             if self._believed_since is None:
                 self._believed_since = now
             held = now - self._believed_since
-            done = getattr(self.policy, "done", True)  # a policy may say when its motion is over
+            done = getattr(self.policy, "done", None)  # a policy may say when its motion is over
+            if done is None:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
+                done = not _physical(self.subtask.success) or held >= cfg.learned_settle_s - 1e-9
             if held >= cfg.confirm_s - 1e-9 and (done or held >= cfg.settle_s - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS

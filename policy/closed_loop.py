@@ -6,8 +6,9 @@ is a one-subtask task graph executed by the behaviour tree — the policy under 
 the robot from camera images, proprioception and the instruction, and camera perception
 decides when the subtask is done (with the library's timeout; one attempt unless `retries`
 says otherwise — retrying is the tree's job in whole runs, so the table measures the skill). Two verdicts
-are kept per trial: the agent's (the tree succeeded) and the simulator's ground truth after
-the tree finished; a trial counts as a success only when both agree it succeeded.
+are kept per trial: the agent's (the tree succeeded) and the simulator's ground truth of the
+same success predicates after the tree finished and the world settled; a trial counts as a
+success only when both agree it succeeded.
 
 Variations test generalisation beyond the training distribution (see `VARIATIONS`):
 object and robot start poses drawn from twice the scenario's ranges, lights outside the
@@ -41,6 +42,8 @@ UNSEEN_TEMPLATES: dict[str, tuple[str, ...]] = {
     "handover": ("offer the {object} to the {person}", "let the {person} have the {object}"),
 }
 """Phrasings absent from `policy.instructions.TEMPLATES` and the skill library (held out)."""
+
+OBSERVE_EVERY = 5  # set-up steps per frame perception sees
 
 VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing")
 
@@ -128,8 +131,8 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from perception.perception import Perception
     from planner.planning import subtask_for
     from planner.taskgraph import TaskGraph
-    from policy.episodes import SETTLE_S, prepare
-    from policy.expert.expert import SKILLS, skill_succeeded
+    from policy.episodes import SETTLE_S, prepare, with_images
+    from policy.expert.expert import SKILLS
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -141,18 +144,29 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
     base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,
                 instruction=sub.instruction)
-    obs, setup = prepare(world, skill, args, seed, task=sub.instruction)
+    # Perception follows the set-up (a frame every OBSERVE_EVERY steps), as it would have
+    # followed the earlier subtasks of a whole run: a carried object is known to be held.
+    perception = Perception.for_world(world)
+    perception.reset()
+    setup_steps = 0
+
+    def observe(o, _action) -> None:
+        nonlocal setup_steps
+        setup_steps += 1
+        if setup_steps % OBSERVE_EVERY == 0:
+            perception.update(with_images(world, o))
+
+    obs, setup = prepare(world, skill, args, seed, task=sub.instruction, on_setup_step=observe)
     if setup and not setup[-1].success:
         return Trial(**base, success=False, agent_success=False, truth_success=False, setup_failed=True,
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)
     graph = TaskGraph()
     graph.add(sub)
-    perception = Perception.for_world(world)
     ex = Executor(world, perception, _factory(policy, world, checkpoint, runtime), graph, goal=sub.instruction,
                   config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
     t_start = world.time
     try:
-        ex.start(obs)
+        ex.start(obs, reset_perception=False)
         outcome = ex.run()
     finally:
         ex.close()
@@ -160,7 +174,11 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     with world.cameras_off():  # let objects come to rest before the ground truth is read
         for _ in range(round(SETTLE_S / world.control_period)):
             world.step(hold)
-    truth = skill_succeeded(world, skill, args)
+    # The skill's contract is the library's success predicates — what the tree checks through
+    # perception — so the simulator judges the same predicates (`expert eval` is stricter for
+    # navigate_to: it also wants the expert's final in-reach pose).
+    state = world.privileged_state(visibility=skill == "look_for")
+    truth = all(state.holds(p) for p in sub.success)
     agent = outcome is not None and outcome.status == "succeeded"
     if agent and truth:
         reason = ""

@@ -135,8 +135,12 @@ def perturb(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> d
 
 
 def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
-            task: str = "") -> tuple[dict[str, Any], list[SkillResult]]:
-    """Reset with `seed` and run the setup skills; returns the observation and the setup results."""
+            task: str = "", on_setup_step: StepHook | None = None) -> tuple[dict[str, Any], list[SkillResult]]:
+    """Reset with `seed` and run the setup skills; returns the observation and the setup results.
+
+    `on_setup_step(obs, action)` sees every setup step (without images: render them with
+    `with_images` where needed), e.g. so that perception follows the set-up as it would have
+    followed the expert's earlier subtasks in a whole run."""
     config = config or EpisodeConfig()
     rng = np.random.default_rng([seed, 7])
     results = []
@@ -145,7 +149,7 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
         if skill == "look_for":
             obs = turn_away(world, obs, rng)
         for name, a in setup_steps(skill, args):
-            res, obs = run_skill(world, name, a, obs)
+            res, obs = run_skill(world, name, a, obs, on_step=on_setup_step)
             results.append(res)
             if not res.success:
                 break

@@ -204,3 +204,19 @@ def test_success_waits_for_confirmation_and_for_a_policy_that_says_when_it_is_do
     t2_steps = sum(1 for a in world.actions if a[0] == 1)
     assert t2_steps == 10 + 4  # 0.5 s of work, then 0.2 s of confirmation
     ex.close()
+
+
+def test_a_policy_without_done_keeps_acting_after_a_grasp_is_believed():
+    """A learned policy cannot say its lift is over: after holding(...) first shows it acts on
+    for learned_settle_s; a visible(...) effect ends the skill after the confirmation alone."""
+    from tests.behaviors_fakes import subtask
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "holding(t1)"))
+    g.add(subtask("t2", "visible(t2)"), after=["t1"])
+    scripts = {"t1": Script(0.5, effects=("holding(t1)",)), "t2": Script(0.5, effects=("visible(t2)",))}
+    ex, world, _ = make(g, scripts, confirm_s=0.2, learned_settle_s=1.0)
+    assert ex.run().status == "succeeded"
+    assert sum(1 for a in world.actions if a[0] == 0) == 10 + 20, "0.5 s of work, then 1 s of settling"
+    assert sum(1 for a in world.actions if a[0] == 1) == 10 + 4, "0.5 s of work, then 0.2 s of confirmation"
+    ex.close()
