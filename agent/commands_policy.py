@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
         from twice the scenario's ranges), lights (intensities outside the range),
         unseen_phrasing (instructions phrased in ways absent from training).
         """
+        from agent.logging import configure_logging
         from agent.session import checkpoint_path, vla_available
         from policy.closed_loop import SKILL_NAMES, VARIATIONS, evaluate, plan_trials, tabulate
         from scenarios.loading import builtin_scenarios
@@ -133,7 +134,8 @@ def register(app: typer.Typer) -> None:
                     trials_file.flush()
                 progress.update(bar, completed=done, info=f"{trial.policy} {trial.skill} {'ok' if trial.success else 'FAIL'}; {failures} failed")
 
-            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial, retries, runtime)
+            trials = evaluate(jobs, ckpt if "vla" in pols else None, workers, on_trial, retries, runtime,
+                              initializer=configure_logging)
         if trials_file is not None:
             trials_file.close()
         cells = tabulate(trials)

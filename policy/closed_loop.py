@@ -267,15 +267,18 @@ def _job(job: tuple, checkpoint: str | None, retries: int = 0, runtime: str = "r
 
 def evaluate(jobs: list[tuple], checkpoint: Path | None, workers: int = 1,
              on_trial: Callable[[Trial, int, int], None] | None = None, retries: int = 0,
-             runtime: str = "receding") -> list[Trial]:
-    """Run the trials (in `workers` processes) and return them in completion order."""
+             runtime: str = "receding", initializer: Callable[[], None] | None = None) -> list[Trial]:
+    """Run the trials (in `workers` processes) and return them in completion order.
+
+    `initializer` runs first in every worker process (e.g. the caller's logging set-up: a
+    spawned process starts with structlog's print-everything default)."""
     ckpt = str(checkpoint) if checkpoint else None
     trials: list[Trial] = []
     if workers <= 1:
         results = (_job(j, ckpt, retries, runtime) for j in jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=initializer)
         results = pool.map(_job, jobs, [ckpt] * len(jobs), [retries] * len(jobs), [runtime] * len(jobs),
                            chunksize=1)
     try:
