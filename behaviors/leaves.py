@@ -118,6 +118,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         super().__init__(name=f"{subtask.id} {subtask.label}")
         self.subtask = subtask
         self.ctx = ctx
+        self._settles = _physical(subtask.success)  # fixed per subtask: not re-derived every tick
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))
         self.stall = StallDetector(ctx.config.stall_s, tolerance=1.0)
         self.policy = None
@@ -146,7 +147,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             held = now - self._believed_since
             done = getattr(self.policy, "done", None)  # a policy may say when its motion is over
             if done is None:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
-                done = not _physical(self.subtask.success) or held >= cfg.learned_settle_s - 1e-9
+                done = not self._settles or held >= cfg.learned_settle_s - 1e-9
             if held >= cfg.confirm_s - 1e-9 and (done or held >= cfg.settle_s - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS
