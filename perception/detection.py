@@ -24,6 +24,8 @@ MIN_PIXELS = 14
 TOP_ABOVE_CENTRE = {"cup": 0.051, "can": 0.062, "bottle": 0.118, "box": 0.05, "ball": 0.035}
 """Height of each category's highest visible point above its centre (part geometry included)."""
 RESTING_GAP = 0.03
+MERGE_GAP = 12
+"""Full-resolution pixels between two segments of one colour that may still be one object."""
 PART_RADIUS = 0.035
 
 
@@ -150,8 +152,10 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
 def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int, stride: int = 1) -> list[np.ndarray]:
     """Join segments of one object broken by shading or occlusion; split segments that span several objects.
 
-    Two segments join when their image boxes touch and together they are no wider in the
-    world than one object; a segment wider than an object is split by k-means.
+    Two segments join when their image boxes are within a few pixels (a gripper's finger
+    across a held object leaves such a gap) and together they are no wider in the world
+    than one object — narrower than any two whole objects side by side; a segment wider
+    than an object is split by k-means.
     """
     boxes = [(g[:, 0].min(), g[:, 1].min(), g[:, 0].max(), g[:, 1].max()) for g in groups]
     xyz = [points[g[:, 0], g[:, 1]] for g in groups]
@@ -166,7 +170,7 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
         for j in range(i + 1, len(groups)):
             a, b = boxes[i], boxes[j]
             gap = max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
-            if gap > max(3 // stride, 1) or root(i) == root(j):
+            if gap > max(MERGE_GAP // stride, 1) or root(i) == root(j):
                 continue
             both = np.concatenate([xyz[i], xyz[j]])
             if np.ptp(both[:, :2], axis=0).max() < 0.11 and np.ptp(both[:, 2]) < 0.3:

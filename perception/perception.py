@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
-from perception.colours import CLASS_INDEX, ColourTable
+from perception.colours import CLASS_INDEX, NEUTRAL, ColourTable
 from perception.detection import Detection, PersonDetection, detect_objects, detect_people
 from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask, scaled_intrinsics, to_world
 from perception.predicates import object_predicates, robot_near_all
@@ -48,6 +48,13 @@ class FrameDebug:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def foreground_colours(scenario: Scenario) -> frozenset[str]:
+    """Colour names a pixel left after removing the static map can have in this scene:
+    its objects' colours, their parts' neutral colours, people's skin and shirts."""
+    return frozenset({o.colour for o in scenario.objects} | set(NEUTRAL) | {"skin"}
+                     | {p.shirt_colour for p in scenario.people})
+
+
 class Perception:
     """Builds and maintains a Belief from observations only (see module docstring)."""
 
@@ -67,7 +74,7 @@ class Perception:
         full = RayGrid.from_intrinsics(self.K, *image_size)
         self.rays = RayGrid(np.ascontiguousarray(full.rays[:: self.stride, :: self.stride]))
         self.K_grid = scaled_intrinsics(self.K, self.stride)
-        self.colours = colour_table or ColourTable.load()
+        self.colours = (colour_table or ColourTable.load()).restricted_to(foreground_colours(scenario))
         self.registration = CameraRegistration(stride=max(12 // self.stride, 1))
         self.tracker = Tracker(self.inventory)
         self.control_period = control_period

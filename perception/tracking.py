@@ -4,7 +4,8 @@ Every inventory object has a track. A detection updates the track it matches (sa
 fitting category, close to where the track was); a track that is not detected keeps its
 last estimate, and its confidence decays slowly while the place is out of view or hidden
 behind something nearer, but fast when the camera looks straight at where it should be and
-sees something else there (it was moved). A track near a gripper that closes on something
+sees something else there (it was moved) — as fast as the object would be plain to see there:
+a far object a few pixels across that goes undetected is weak evidence it has gone. A track near a gripper that closes on something
 is attached to that hand and follows the grasp site until the gripper opens or closes
 empty (a slip).
 """
@@ -24,10 +25,16 @@ from scenarios.kinematics import Pose, RobotFrames
 
 OUT_OF_VIEW_TAU = 600.0  # s: time constant of the confidence decay while the place is not in view
 MISSING_FACTOR = 0.5  # per frame when the place is in plain view but the object is not seen
+FAINT_MISSING_FACTOR = 0.92  # per frame when it would cover few pixels there (far away)
+PLAIN_VIEW_PIXELS = 150.0  # full-resolution pixels an object covers where a miss is strong evidence
 GRASP_DISTANCE = 0.07  # m: a track this close to a closing gripper's site is in that hand
 OPEN = 0.096  # m: gripper opening above this is open
 EMPTY = 0.012  # m: gripper opening below this is closed on nothing
 MATCH_GATE = 40.0
+JUMP_PENALTY_CAP = 60.0
+"""Cap of the distance term of a match's cost (times the track's confidence). Above
+MATCH_GATE, so a confident track is not taken over by a detection across the room (a
+second fragment of an object in the hand, say); a doubtful one can still be found anywhere."""
 CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
 JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
@@ -150,7 +157,7 @@ class Tracker:
                     dist = float(np.linalg.norm(position_for(d, t.category, camera_pos) - t.position))
                     if dist > JUMP_GATE and d.category_costs[t.category] > min(d.category_costs.values()):
                         continue  # far from where it was, and another category fits the detection better
-                    c += min((dist / 0.15) ** 2, 20.0) * t.confidence
+                    c += min((dist / 0.15) ** 2, JUMP_PENALTY_CAP) * t.confidence
                 cost[i, j] = c
         rows, cols = linear_sum_assignment(cost)
         out: dict[str, Detection] = {}
@@ -185,18 +192,25 @@ class Tracker:
             t.visible = False
             if not t.known:
                 continue
-            if t.held_side is None and self._should_see(t.position, K, cam, depth, h, w):
+            expected = self._expected_pixels(t, K, cam, depth, h, w) if t.held_side is None else 0.0
+            if expected > 0.0:
                 t.misses += 1
-                t.confidence *= MISSING_FACTOR
+                t.confidence *= MISSING_FACTOR if expected >= PLAIN_VIEW_PIXELS else FAINT_MISSING_FACTOR
         self._grasps(frames)
 
-    def _should_see(self, pos: np.ndarray, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> bool:
-        uv, zs = project(K, cam, pos[None])
+    @staticmethod
+    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> float:
+        """Pixels the track's object would cover in this frame; 0 when out of view or hidden."""
+        uv, zs = project(K, cam, t.position[None])
         u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(zs[0])
         if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
-            return False
+            return 0.0
         seen = float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3]))
-        return seen > z - 0.06  # nothing nearer hides it
+        if seen <= z - 0.06:
+            return 0.0  # something nearer hides it
+        cat = CATEGORIES[t.category]
+        width = 2 * (sum(cat.size[:2]) / 2 if cat.shape == "box" else cat.size[0])
+        return float(K[0, 0] * K[1, 1] * width * cat.height() / (z * z))
 
     def _grasps(self, frames: RobotFrames) -> None:
         """A gripper closed to an object's width with that object's estimate at its grasp site holds it."""

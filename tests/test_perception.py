@@ -240,7 +240,8 @@ def test_place_in_bin_and_handover_as_the_skills_do(distractors: SimWorld) -> No
     """The real motion: carried to the bin / the palm, let go, looked at; belief agrees with ground truth."""
     from perception.evaluation import Episode, Report, atoms, deliver, take_into_hand
 
-    for kind, oid, seed in (("bin", "green_cup", 5), ("palm", "red_cup", 6)):
+    # The red can lands on its side among three other red things' tracks: still the can.
+    for kind, oid, seed in (("bin", "green_cup", 5), ("palm", "red_cup", 6), ("bin", "red_can", 3)):
         distractors.reset(seed=seed)
         perception = Perception.for_world(distractors)
         ep = Episode(distractors, perception, Report("t"), atoms(distractors), np.random.default_rng(seed), None, 100)
@@ -252,3 +253,49 @@ def test_place_in_bin_and_handover_as_the_skills_do(distractors: SimWorld) -> No
         assert distractors.holds(pred), pred
         assert ep.belief.holds(pred)[0], (pred, ep.belief.predicates.get(pred))
         assert not ep.belief.holds(f"holding({oid})")[0]
+
+
+def test_colour_table_answers_only_the_scenes_foreground_colours() -> None:
+    """The shaded side of an orange ball is the colour of a brown table; where no object is
+    brown (the table is removed as static), that shade must read orange."""
+    from perception.colours import CLASS_INDEX, CLASSES, UNKNOWN, ColourTable
+    from perception.perception import foreground_colours
+    from scenarios.loading import load_scenario
+
+    full = ColourTable.load()
+    dark_orange = np.array([[96, 58, 23], [103, 58, 22]], dtype=np.uint8)  # measured on a shaded orange ball
+    assert set(full.classify(dark_orange)) == {CLASS_INDEX["brown"]}
+    names = foreground_colours(load_scenario("kitchen"))
+    assert "orange" in names and "brown" not in names
+    kitchen = full.restricted_to(names)
+    assert set(kitchen.classify(dark_orange)) == {CLASS_INDEX["orange"]}
+    answered = {CLASSES[i] for i in np.unique(kitchen.table) if i != UNKNOWN}
+    assert answered <= names
+    with pytest.raises(ValueError, match="mauve"):
+        full.restricted_to({"orange", "mauve"})
+
+
+def test_a_fragment_across_the_room_does_not_take_over_a_confident_track() -> None:
+    from perception.tracking import Tracker
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("distractors")
+    tracker = Tracker({o.id: (o.category, o.colour) for o in sc.objects})
+    _cup_track(tracker, [0.55, 0.0, 0.8])
+    far = _detection("red", "cup", [1.6, 1.2, 0.8])
+    assert "red_cup" not in tracker.associate([far], np.zeros(3), None)
+    near = _detection("red", "cup", [0.6, 0.05, 0.8])  # moved a little: still the same cup
+    assert tracker.associate([near], np.zeros(3), None)["red_cup"] is near
+    tracker.tracks["red_cup"].confidence = 0.3  # doubtful (looked at its place and missed it): found anywhere
+    assert tracker.associate([far], np.zeros(3), None)["red_cup"] is far
+
+
+def _detection(colour: str, category: str, position: list[float]):
+    from perception.detection import Detection
+    from perception.static_map import Surface
+
+    pos = np.asarray(position, dtype=float)
+    det = Detection(colour, pos, float(pos[2]) + 0.05, float(pos[2]) - 0.05, Surface("floor", 0.0, np.zeros(2), 0.0, np.ones(2)), False,
+                    {category: 0.0}, np.zeros((20, 2), dtype=int), pos[:2].copy(), np.tile(pos, (20, 1)), category)
+    det.cache[category] = pos
+    return det
