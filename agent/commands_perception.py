@@ -78,7 +78,7 @@ def _counts_line(report, never_observed: bool = False) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `perception` sub-app (eval, show, bench) to a Typer app."""
+    """Add the `perception` sub-app (eval, show, bench, fit-colours) to a Typer app."""
     perception_app = typer.Typer(help="What the robot believes from its cameras: accuracy, pictures, latency.", no_args_is_help=True)
     app.add_typer(perception_app, name="perception")
 
@@ -143,6 +143,30 @@ def register(app: typer.Typer) -> None:
         )
         if not ok:
             raise typer.Exit(int(ExitCode.FAILED))
+
+    @perception_app.command("fit-colours")
+    def perception_fit_colours(
+        scenes: Annotated[int, typer.Option(help="Recoloured built-in scenes to render.")] = 24,
+        frames_per_scene: Annotated[int, typer.Option(help="Random head poses per scene (head and both wrist cameras each).")] = 6,
+        seed: Annotated[int, typer.Option("--seed", "-s")] = 0,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Table to write; default the one perception loads.")] = None,
+    ) -> None:
+        """Refit the pixel colour table from rendered frames labelled by segmentation masks.
+
+        Offline: the simulator's masks are the labels (objects recoloured at random from the
+        whole catalogue under the randomised shades and lights); perception itself never reads
+        them. The defaults reproduce the shipped table.
+        """
+        from perception.colours import DEFAULT_LUT
+        from perception.training import fit_colour_table
+
+        if not 1 <= scenes <= 10000 or not 1 <= frames_per_scene <= 1000:
+            _fail(f"--scenes must be 1..10000 and --frames-per-scene 1..1000, got {scenes} and {frames_per_scene}")
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("rendering labelled frames", total=scenes * frames_per_scene)
+            path = fit_colour_table(scenes, frames_per_scene, seed, out or DEFAULT_LUT,
+                                    progress=lambda done, total: progress.update(task, completed=done))
+        console.print(f"wrote {path}", highlight=False)
 
     @perception_app.command("show")
     def perception_show(

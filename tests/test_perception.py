@@ -159,6 +159,28 @@ def test_commands_show_and_eval(tmp_path) -> None:
     assert "Localisation" in result.output and "precision/recall" in result.output
     result = runner.invoke(app, ["perception", "show", "no_such_room"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["perception", "fit-colours", "--scenes", "0"])
+    assert result.exit_code == 2 and "--scenes" in result.output
+
+
+@pytest.mark.slow
+def test_fit_colours_with_the_defaults_reproduces_the_shipped_table(tmp_path) -> None:
+    from agent.commands_perception import register
+    from perception.colours import ColourTable
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    out = tmp_path / "lut.npz"
+    result = CliRunner().invoke(app, ["perception", "fit-colours", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fitted, shipped = ColourTable.load(out), ColourTable.load()
+    assert np.array_equal(fitted.table, shipped.table)
+    assert np.array_equal(fitted.counts, shipped.counts)
 
 
 # -- holding, in and given from tracking (tracker-level, no rendering) ---------------------------------
