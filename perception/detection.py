@@ -159,6 +159,8 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
     """
     boxes = [(g[:, 0].min(), g[:, 1].min(), g[:, 0].max(), g[:, 1].max()) for g in groups]
     xyz = [points[g[:, 0], g[:, 1]] for g in groups]
+    lo = [p.min(axis=0) for p in xyz]
+    hi = [p.max(axis=0) for p in xyz]
     parent = list(range(len(groups)))
 
     def root(i: int) -> int:
@@ -172,8 +174,8 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
             gap = max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
             if gap > max(MERGE_GAP // stride, 1) or root(i) == root(j):
                 continue
-            both = np.concatenate([xyz[i], xyz[j]])
-            if np.ptp(both[:, :2], axis=0).max() < 0.11 and np.ptp(both[:, 2]) < 0.3:
+            extent = np.maximum(hi[i], hi[j]) - np.minimum(lo[i], lo[j])  # of both segments' points together
+            if max(extent[0], extent[1]) < 0.11 and extent[2] < 0.3:
                 parent[root(j)] = root(i)
     merged: dict[int, list[int]] = {}
     for i in range(len(groups)):
@@ -215,7 +217,7 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
     r1, c1 = pix.max(0) + pad + 1
     r0, c0 = max(r0, 0), max(c0, 0)
     sub = parts[r0:r1, c0:c1]
-    centre = np.median(xyz, axis=0)
+    centre = _median(xyz)
     if sub.any():
         rr, cc = np.nonzero(sub)
         rr += r0
@@ -262,6 +264,16 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
     det.category = min(costs, key=costs.get)  # type: ignore[arg-type]
     det.position = position_for(det, det.category, camera_pos)
     return det
+
+
+def _median(xyz: np.ndarray) -> np.ndarray:
+    """np.median(xyz, axis=0) by partition: the same numbers at a fifth of the cost on small arrays."""
+    n = len(xyz)
+    k = n // 2
+    if n % 2:
+        return np.partition(xyz, k, axis=0)[k]
+    part = np.partition(xyz, (k - 1, k), axis=0)
+    return (part[k - 1] + part[k]) / 2
 
 
 def position_for(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:

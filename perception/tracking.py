@@ -31,10 +31,7 @@ GRASP_DISTANCE = 0.07  # m: a track this close to a closing gripper's site is in
 OPEN = 0.096  # m: gripper opening above this is open
 EMPTY = 0.012  # m: gripper opening below this is closed on nothing
 MATCH_GATE = 40.0
-JUMP_PENALTY_CAP = 60.0
-"""Cap of the distance term of a match's cost (times the track's confidence). Above
-MATCH_GATE, so a confident track is not taken over by a detection across the room (a
-second fragment of an object in the hand, say); a doubtful one can still be found anywhere."""
+FRAGMENT_EXTENT = 0.11  # m: two detections of a colour whose points together are no wider are one object's pieces
 CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
 JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
@@ -75,6 +72,12 @@ class ObjectTrack:
     @property
     def known(self) -> bool:
         return self.position is not None
+
+
+def _one_object(a: Detection, b: Detection) -> bool:
+    lo = np.minimum(a.points.min(axis=0), b.points.min(axis=0))
+    hi = np.maximum(a.points.max(axis=0), b.points.max(axis=0))
+    return bool(max(hi[0] - lo[0], hi[1] - lo[1]) < FRAGMENT_EXTENT and hi[2] - lo[2] < 0.3)
 
 
 class Tracker:
@@ -157,13 +160,29 @@ class Tracker:
                     dist = float(np.linalg.norm(position_for(d, t.category, camera_pos) - t.position))
                     if dist > JUMP_GATE and d.category_costs[t.category] > min(d.category_costs.values()):
                         continue  # far from where it was, and another category fits the detection better
-                    c += min((dist / 0.15) ** 2, JUMP_PENALTY_CAP) * t.confidence
+                    c += min((dist / 0.15) ** 2, 20.0) * t.confidence
                 cost[i, j] = c
         rows, cols = linear_sum_assignment(cost)
         out: dict[str, Detection] = {}
         for i, j in zip(rows, cols):
             if cost[i, j] < MATCH_GATE:
                 out[ids[j]] = detections[i]
+        return self._without_fragments(out)
+
+    def _without_fragments(self, matches: dict[str, Detection]) -> dict[str, Detection]:
+        """Drop a match that moves a track far when its detection and another of the same
+        colour, matched to a track already there, are together no wider than one object: it
+        is a piece of that object (a finger across a held can splits it in two), not the far
+        object come over. Two whole objects side by side are always wider."""
+        far, stays = [], []
+        for oid, d in matches.items():
+            t = self.tracks[oid]
+            moved = t.known and float(np.linalg.norm(d.top_xy - t.position[:2])) > JUMP_GATE
+            (far if moved and t.held_side is None else stays).append((oid, d))
+        out = dict(matches)
+        for oid, d in far:
+            if any(o.colour == d.colour and _one_object(o, d) for _, o in stays):
+                del out[oid]
         return out
 
     def update(self, matches: dict[str, Detection], camera_pos: np.ndarray, frames: RobotFrames,
