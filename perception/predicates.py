@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import HAND_RADIUS, ObjectTrack
+from perception.tracking import ObjectTrack, rests_on_palm
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
@@ -37,7 +37,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
     bottom = pos[2] - half
     on_person = None
     for pid, hand in hands.items():
-        if np.hypot(pos[0] - hand[0], pos[1] - hand[1]) < HAND_RADIUS and -0.03 < bottom - hand[2] < 0.06:
+        if rests_on_palm(t.category, pos, hand):
             on_person = pid
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf

@@ -36,6 +36,18 @@ CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this a
 JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
 HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm height, rests on it
+PARTIAL_VIEW = 0.6  # a detection under this share of the pixels the whole object would cover is a partial view
+
+
+def rests_on_palm(category: str, position: np.ndarray, hand: np.ndarray, slack_above: float = 0.06) -> bool:
+    """Whether an object centred at `position` rests on a palm at `hand`, standing or lying:
+    its centre is over the palm by at least its smallest and at most its largest half-extent
+    (a bottle handed over often topples onto its side)."""
+    cat = CATEGORIES[category]
+    halves = [*(cat.size[:2] if cat.shape == "box" else cat.size[:1]), cat.height() / 2]
+    rise = position[2] - hand[2]
+    return bool(np.hypot(position[0] - hand[0], position[1] - hand[1]) < HAND_RADIUS
+                and min(halves) - 0.03 < rise < max(halves) + slack_above)
 
 
 def grip_range(category: str) -> tuple[float, float]:
@@ -127,7 +139,7 @@ class Tracker:
         half = CATEGORIES[t.category].height() / 2
         bottom = pos[2] - half
         for pid, hand in hands.items():
-            if np.hypot(pos[0] - hand[0], pos[1] - hand[1]) < HAND_RADIUS and -0.03 < bottom - hand[2] < 0.15:
+            if rests_on_palm(t.category, pos, hand, slack_above=0.15):
                 t.position = np.array([pos[0], pos[1], hand[2] + half + 0.01])
                 t.landed_in = pid
                 return
@@ -193,8 +205,11 @@ class Tracker:
             d = matches.get(oid)
             if d is not None:
                 pos = position_for(d, t.category, camera_pos)
-                if t.held_side is None and t.known and t.visible and np.linalg.norm(pos - t.position) < 0.01:
+                steady = t.held_side is None and t.known and t.confidence > 0.5
+                if steady and t.visible and np.linalg.norm(pos - t.position) < 0.01:
                     pos = 0.5 * (pos + t.position)  # steady object: average out pixel noise
+                elif steady and np.linalg.norm(pos - t.position) < 0.1 and self._partial(d, t, K, cam, depth, h, w):
+                    pos = t.position  # a sliver of it (hidden behind an arm, cut by the frame): confirms, cannot place it
                 t.position = pos
                 t.confidence = min(0.99, 1.0 - (1.0 - t.confidence) * 0.3) if t.known else 0.9
                 t.confidence = max(t.confidence, 0.9)
@@ -217,19 +232,35 @@ class Tracker:
                 t.confidence *= MISSING_FACTOR if expected >= PLAIN_VIEW_PIXELS else FAINT_MISSING_FACTOR
         self._grasps(frames)
 
+    def _partial(self, d: Detection, t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> bool:
+        """Whether a detection shows only part of the track's object: cut by the frame's edge,
+        or covering much less than the whole object would from here (the rest hidden)."""
+        uv, zs = project(K, cam, t.position[None])
+        z = float(zs[0])
+        if z <= 0.1:
+            return False
+        radius = K[0, 0] * CATEGORIES[t.category].height() / 2 / z
+        u, v = float(uv[0, 0]), float(uv[0, 1])
+        if not (radius <= u < w - radius and radius <= v < h - radius):
+            return True
+        expected = self._expected_pixels(t, K, cam, depth, h, w, hidden_counts=False)
+        return expected > 0.0 and d.n_pixels * d.stride**2 < PARTIAL_VIEW * expected
+
     @staticmethod
-    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> float:
-        """Pixels the track's object would cover in this frame; 0 when out of view or hidden."""
+    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int,
+                         hidden_counts: bool = True) -> float:
+        """Pixels the track's object would cover in this frame; 0 when out of view (or, with
+        `hidden_counts`, hidden behind something nearer)."""
         uv, zs = project(K, cam, t.position[None])
         u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(zs[0])
         if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
             return 0.0
-        seen = float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3]))
-        if seen <= z - 0.06:
+        if hidden_counts and float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3])) <= z - 0.06:
             return 0.0  # something nearer hides it
         cat = CATEGORIES[t.category]
         width = 2 * (sum(cat.size[:2]) / 2 if cat.shape == "box" else cat.size[0])
-        return float(K[0, 0] * K[1, 1] * width * cat.height() / (z * z))
+        area = width * cat.height() * (math.pi / 4 if cat.shape == "sphere" else 1.0)  # its silhouette, side on
+        return float(K[0, 0] * K[1, 1] * area / (z * z))
 
     def _grasps(self, frames: RobotFrames) -> None:
         """A gripper closed to an object's width with that object's estimate at its grasp site holds it."""

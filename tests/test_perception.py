@@ -328,3 +328,15 @@ def _detection(colour: str, category: str, position: list[float]):
                     costs, np.zeros((20, 2), dtype=int), pos[:2].copy(), np.tile(pos, (20, 1)), category)
     det.cache.update({c: pos for c in costs})
     return det
+
+
+def test_an_object_on_a_palm_is_given_standing_or_toppled() -> None:
+    from perception.tracking import rests_on_palm
+
+    palm = np.array([1.7, -0.9, 1.0])
+    assert rests_on_palm("bottle", palm + [0.02, 0.0, 0.11], palm)  # standing: centre a half-height up
+    assert rests_on_palm("bottle", palm + [0.0, 0.03, 0.034], palm)  # lying on its side: a radius up
+    assert rests_on_palm("cup", palm + [0.0, 0.0, 0.05], palm)
+    assert not rests_on_palm("cup", palm + [0.0, 0.0, -0.04], palm)  # below the palm: fell past it
+    assert not rests_on_palm("cup", palm + [0.0, 0.0, 0.3], palm)  # well above it: still in a hand
+    assert not rests_on_palm("cup", palm + [0.15, 0.0, 0.05], palm)  # beside it
