@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from perception.colours import CLASS_INDEX, CLASSES, NEUTRAL
+from perception.geometry import bounds
 from perception.static_map import StaticMap, Surface
 from scenarios.catalog import CATEGORIES
 
@@ -159,8 +160,7 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
     """
     boxes = [(g[:, 0].min(), g[:, 1].min(), g[:, 0].max(), g[:, 1].max()) for g in groups]
     xyz = [points[g[:, 0], g[:, 1]] for g in groups]
-    lo = [p.min(axis=0) for p in xyz]
-    hi = [p.max(axis=0) for p in xyz]
+    lo, hi = zip(*(bounds(p) for p in xyz)) if xyz else ((), ())
     parent = list(range(len(groups)))
 
     def root(i: int) -> int:
@@ -267,13 +267,15 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
 
 
 def _median(xyz: np.ndarray) -> np.ndarray:
-    """np.median(xyz, axis=0) by partition: the same numbers at a fifth of the cost on small arrays."""
-    n = len(xyz)
+    """np.median(xyz, axis=0) by partitioning contiguous columns: the same numbers, several
+    times cheaper (see `geometry.bounds` for why the columns)."""
+    cols = np.ascontiguousarray(xyz.T)
+    n = cols.shape[1]
     k = n // 2
     if n % 2:
-        return np.partition(xyz, k, axis=0)[k]
-    part = np.partition(xyz, (k - 1, k), axis=0)
-    return (part[k - 1] + part[k]) / 2
+        return np.partition(cols, k, axis=1)[:, k]
+    part = np.partition(cols, (k - 1, k), axis=1)
+    return (part[:, k - 1] + part[:, k]) / 2
 
 
 def position_for(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:
@@ -284,15 +286,19 @@ def position_for(det: Detection, category: str, camera_pos: np.ndarray) -> np.nd
     return cached.copy()
 
 
+def rough_position(det: Detection, category: str) -> np.ndarray:
+    """Centre of the object from its top face and support alone: within a centimetre or two of
+    `position_for`, without fitting a sphere to a ball (a quarter millisecond each), which is
+    all that matching detections to tracks needs."""
+    half = CATEGORIES[category].height() / 2
+    z = det.support.z + half + 0.001 if det.resting else det.top - TOP_ABOVE_CENTRE[category]
+    return np.array([det.top_xy[0], det.top_xy[1], z])
+
+
 def _position(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:
     if category == "ball":
         return _sphere_centre(det.points[det.points[:, 2] > det.bottom - 1.0], CATEGORIES["ball"].size[0], camera_pos)
-    half = CATEGORIES[category].height() / 2
-    if det.resting:
-        z = det.support.z + half + 0.001
-    else:
-        z = det.top - TOP_ABOVE_CENTRE[category]
-    return np.array([det.top_xy[0], det.top_xy[1], z])
+    return rough_position(det, category)
 
 
 def _sphere_centre(pts: np.ndarray, radius: float, camera_pos: np.ndarray) -> np.ndarray:
@@ -315,4 +321,4 @@ def _sphere_centre(pts: np.ndarray, radius: float, camera_pos: np.ndarray) -> np
     return c
 
 
-__all__ = ["Detection", "PersonDetection", "detect_objects", "detect_people", "position_for", "CLASSES"]
+__all__ = ["Detection", "PersonDetection", "detect_objects", "detect_people", "position_for", "rough_position", "CLASSES"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from perception.detection import Detection, position_for
-from perception.geometry import project
+from perception.detection import Detection, position_for, rough_position
+from perception.geometry import bounds, project
 from scenarios.catalog import CATEGORIES
 from scenarios.kinematics import Pose, RobotFrames
 
@@ -87,8 +87,8 @@ class ObjectTrack:
 
 
 def _one_object(a: Detection, b: Detection) -> bool:
-    lo = np.minimum(a.points.min(axis=0), b.points.min(axis=0))
-    hi = np.maximum(a.points.max(axis=0), b.points.max(axis=0))
+    (alo, ahi), (blo, bhi) = bounds(a.points), bounds(b.points)
+    lo, hi = np.minimum(alo, blo), np.maximum(ahi, bhi)
     return bool(max(hi[0] - lo[0], hi[1] - lo[1]) < FRAGMENT_EXTENT and hi[2] - lo[2] < 0.3)
 
 
@@ -169,7 +169,7 @@ class Tracker:
                 if c > CATEGORY_GATE:
                     continue  # not that shape
                 if t.known and t.confidence > 0.2 and t.held_side is None:
-                    dist = float(np.linalg.norm(position_for(d, t.category, camera_pos) - t.position))
+                    dist = math.dist(rough_position(d, t.category), t.position)
                     if dist > JUMP_GATE and d.category_costs[t.category] > min(d.category_costs.values()):
                         continue  # far from where it was, and another category fits the detection better
                     c += min((dist / 0.15) ** 2, 20.0) * t.confidence
