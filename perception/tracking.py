@@ -168,6 +168,8 @@ class Tracker:
                 c = d.category_costs[t.category]
                 if c > CATEGORY_GATE:
                     continue  # not that shape
+                if t.held_side is not None and math.dist(rough_position(d, t.category), t.position) > 2 * GRASP_DISTANCE:
+                    continue  # a held object is in the hand: something of its colour elsewhere is another one
                 if t.known and t.confidence > 0.2 and t.held_side is None:
                     dist = math.dist(rough_position(d, t.category), t.position)
                     if dist > JUMP_GATE and d.category_costs[t.category] > min(d.category_costs.values()):

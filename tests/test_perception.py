@@ -340,3 +340,24 @@ def test_an_object_on_a_palm_is_given_standing_or_toppled() -> None:
     assert not rests_on_palm("cup", palm + [0.0, 0.0, -0.04], palm)  # below the palm: fell past it
     assert not rests_on_palm("cup", palm + [0.0, 0.0, 0.3], palm)  # well above it: still in a hand
     assert not rests_on_palm("cup", palm + [0.15, 0.0, 0.05], palm)  # beside it
+
+
+def test_a_held_object_is_not_matched_to_something_of_its_colour_on_the_table() -> None:
+    """The red ball is in the hand; a sliver of the red can on the table that looks ball-shaped
+    must not take the ball's track out of the hand."""
+    from perception.tracking import Tracker
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("distractors")
+    tracker = Tracker({o.id: (o.category, o.colour) for o in sc.objects})
+    for k, t in enumerate(tracker.tracks.values()):  # all seen on the table
+        t.position, t.confidence = np.array([0.6 + 0.1 * (k % 3), -0.3 + 0.1 * k, 0.8]), 0.99
+    hand = [0.34, 0.12, 1.05]
+    ball = tracker.tracks["red_ball"]
+    ball.position, ball.confidence = np.asarray(hand), 0.99
+    tracker._grasps(_frames_with_hand(hand, 0.07))
+    assert ball.held_side == "left"
+    sliver = _detection("red", "ball", [0.77, 0.08, 0.79])
+    assert "red_ball" not in tracker.associate([sliver], np.zeros(3), None)
+    in_hand = _detection("red", "ball", [0.35, 0.12, 1.04])
+    assert tracker.associate([in_hand], np.zeros(3), None).get("red_ball") is in_hand
