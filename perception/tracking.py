@@ -4,10 +4,10 @@ Every inventory object has a track. A detection updates the track it matches (sa
 fitting category, close to where the track was); a track that is not detected keeps its
 last estimate, and its confidence decays slowly while the place is out of view or hidden
 behind something nearer, but fast when the camera looks straight at where it should be and
-sees something else there (it was moved) — as fast as the object would be plain to see there:
-a far object a few pixels across that goes undetected is weak evidence it has gone. A track near a gripper that closes on something
-is attached to that hand and follows the grasp site until the gripper opens or closes
-empty (a slip).
+sees something else there (it was moved) — as fast as the object would be plain to see
+there: a far object a few pixels across that goes undetected is weak evidence it has gone.
+A track near a gripper that closes on something is attached to that hand and follows the
+grasp site until the gripper opens or closes empty (a slip).
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_people_and_their_hands_are_seen(kitchen: SimWorld) -> None:
     assert np.linalg.norm(np.asarray(hand) - np.asarray(truth.people["person_1"].hand)) < 0.08
 
 
-def test_commands_show_and_eval(tmp_path) -> None:
+def _perception_cli() -> typer.Typer:
     from agent.commands_perception import register
 
     app = typer.Typer()
@@ -149,6 +149,11 @@ def test_commands_show_and_eval(tmp_path) -> None:
     def _root() -> None:
         pass
 
+    return app
+
+
+def test_commands_show_and_eval(tmp_path) -> None:
+    app = _perception_cli()
     runner = CliRunner()
     png = tmp_path / "det.png"
     result = runner.invoke(app, ["perception", "show", "kitchen", "--seed", "1", "--out", str(png)])
@@ -165,18 +170,10 @@ def test_commands_show_and_eval(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_fit_colours_with_the_defaults_reproduces_the_shipped_table(tmp_path) -> None:
-    from agent.commands_perception import register
     from perception.colours import ColourTable
 
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
     out = tmp_path / "lut.npz"
-    result = CliRunner().invoke(app, ["perception", "fit-colours", "--out", str(out)])
+    result = CliRunner().invoke(_perception_cli(), ["perception", "fit-colours", "--out", str(out)])
     assert result.exit_code == 0, result.output
     fitted, shipped = ColourTable.load(out), ColourTable.load()
     assert np.array_equal(fitted.table, shipped.table)
