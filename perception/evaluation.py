@@ -466,11 +466,19 @@ def _furniture_top(sc, fid: str | None) -> np.ndarray | None:
     return np.array([f.pos[0], f.pos[1], float(max(f.surface_heights(), default=f.dims[2]))])
 
 
-def _frame(report: Report, world, perception: Perception, obs, all_atoms: list[str]) -> None:
+def _frame(report: Report, world, perception: Perception, obs, all_atoms: list[str], observed: set[str]) -> None:
     t0 = time.perf_counter()
     belief = perception.update(obs, time=world.time)
     report.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
-    score(report, world, perception, belief, all_atoms)
+    truth = world.privileged_state(visibility=True)
+    observed.update(truth.visible or ())
+    score(report, world, perception, belief, all_atoms, observed, truth)
+
+
+def _update(world, perception: Perception, obs, observed: set[str]) -> None:
+    """A frame fed, not scored; what it shows counts as observed."""
+    perception.update(obs, time=world.time)
+    observed.update(world.privileged_state(visibility=True).visible or ())
 
 
 def evaluate_robustness(name: str, frames: int, condition: str, seed: int = 0,
@@ -489,13 +497,14 @@ def evaluate_robustness(name: str, frames: int, condition: str, seed: int = 0,
         world.reset(seed=seed * 7919 + 5000 + episode)
         episode += 1
         perception.reset()
+        observed: set[str] = set()
         if condition in ("dim", "bright"):
             lo, hi = sc.randomisation.light_intensity
             scale = lo if condition == "dim" else hi
             for i, light in enumerate(sc.lights):
                 world.model.light_diffuse[i] = light.intensity * scale
         obs = hold(world, 1)
-        perception.update(obs, time=world.time)  # one clear look first: tracking is part of it
+        _update(world, perception, obs, observed)  # one clear look first: tracking is part of it
         if condition == "occlusion":
             truth = world.privileged_state(visibility=True)
             visible = [o for o in truth.visible]
@@ -509,14 +518,14 @@ def evaluate_robustness(name: str, frames: int, condition: str, seed: int = 0,
             side = "left" if local[1] > 0 else "right"
             for _ in range(3):
                 obs = hold(world, 6, ee={side: local})
-                perception.update(obs, time=world.time)
+                _update(world, perception, obs, observed)
         for _ in range(2 if condition == "occlusion" else 3):
             if report.frames >= frames:
                 break
             if condition != "occlusion":
                 set_head(world, rng.uniform(-0.3, 0.3), rng.uniform(0.55, 0.85))
             obs = hold(world, 1, ee=None)
-            _frame(report, world, perception, obs, all_atoms)
+            _frame(report, world, perception, obs, all_atoms, observed)
             if progress:
                 progress(1)
     world.close()
