@@ -121,6 +121,21 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     return lambda subtask: runner
 
 
+def trial_subtask(scenario, skill: str, args: dict[str, str]):
+    """The subtask a trial runs, as the planner would write it. `place` onto a container is the
+    planner's `place_in` (a bin is a container, not a surface; the expert's table counts it the
+    same way, see `policy.expert.expert.success_predicate`), so perception is asked `in`, not `on`."""
+    from planner.planning import subtask_for
+    from policy.expert.expert import SKILLS
+    from scenarios.catalog import FURNITURE
+
+    values = [args[p] for p, _ in SKILLS[skill].params]
+    furniture = scenario.furniture_by_id()
+    if skill == "place" and args["surface"] in furniture and FURNITURE[furniture[args["surface"]].kind].container:
+        return subtask_for(scenario, "place_in", values)
+    return subtask_for(scenario, skill, values)
+
+
 def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",
               checkpoint: Path | None = None, retries: int = 0, runtime: str = "receding") -> Trial:
     """One skill call through the behaviour tree (see the module docstring)."""
@@ -129,17 +144,14 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from behaviors.context import BehaviorConfig
     from behaviors.executor import Executor
     from perception.perception import Perception
-    from planner.planning import subtask_for
     from planner.taskgraph import TaskGraph
     from policy.episodes import SETTLE_S, prepare, with_images
-    from policy.expert.expert import SKILLS
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     world = _world(scenario_name, variation)
     rng = np.random.default_rng([seed, 17])
-    params = [p for p, _ in SKILLS[skill].params]
-    sub = subtask_for(world.scenario, skill, [args[p] for p in params]).model_copy(update={"retries": retries})
+    sub = trial_subtask(world.scenario, skill, args).model_copy(update={"retries": retries})
     if variation == "unseen_phrasing":
         sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
     base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,

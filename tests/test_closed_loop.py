@@ -83,3 +83,16 @@ def test_bad_policy_eval_input_exits_2(argv: list[str], message: str, tmp_path: 
     result = CliRunner().invoke(app, ["policy", "eval", "-n", "1", *argv])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_placing_into_a_bin_is_judged_as_in_the_bin():
+    """A bin is a container: a `place` trial onto it runs the planner's `place_in` subtask, so
+    perception is asked `in(object, bin)` (what it can see), as the expert's table counts it."""
+    from policy.closed_loop import trial_subtask
+    from scenarios.loading import load_scenario
+
+    sc = load_scenario("distractors")
+    into = trial_subtask(sc, "place", {"object": "red_can", "surface": "bin"})
+    assert [str(s) for s in into.success] == ["in(red_can, bin)"] and "in the bin" in into.instruction
+    onto = trial_subtask(sc, "place", {"object": "red_can", "surface": "table"})
+    assert [str(s) for s in onto.success] == ["on(red_can, table)"]
