@@ -48,6 +48,26 @@ class FrameDebug:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+NEIGHBOURHOOD = 8
+"""Grid pixels per side of the blocks within which neutral pixels count as parts of a coloured one."""
+
+
+def _near_blocks(mask: np.ndarray) -> np.ndarray:
+    """Pixels in or next to (8-connected) a NEIGHBOURHOOD-sized block holding any pixel of `mask`."""
+    h, w = mask.shape
+    b = NEIGHBOURHOOD
+    hb, wb = -(-h // b), -(-w // b)
+    padded = np.zeros((hb * b, wb * b), dtype=bool)
+    padded[:h, :w] = mask
+    blocks = padded.reshape(hb, b, wb, b).any(axis=(1, 3))
+    grown = blocks.copy()
+    grown[1:] |= blocks[:-1]
+    grown[:-1] |= blocks[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    return np.repeat(np.repeat(grown, b, axis=0), b, axis=1)[:h, :w]
+
+
 def foreground_colours(scenario: Scenario) -> frozenset[str]:
     """Colour names a pixel left after removing the static map can have in this scene:
     its objects' colours, their parts' neutral colours, people's skin and shirts."""
@@ -82,6 +102,12 @@ class Perception:
         wanted = {CLASS_INDEX[c] for c in self._by_colour} | {CLASS_INDEX[c] for c in ("white", "grey", "black", "skin")}
         self._interesting = np.zeros(len(CLASS_INDEX) + 1, dtype=bool)  # indexed by label + 1 (UNKNOWN = -1)
         self._interesting[np.array(sorted(wanted)) + 1] = True
+        # Without white, grey or black objects, those colours only matter as parts of a coloured
+        # object (an opening, a lid, a label) or around a face: elsewhere they are walls or the
+        # robot's own arms, which are a quarter of the frame and need not be back-projected.
+        self._neutral = np.zeros(len(CLASS_INDEX) + 1, dtype=bool)
+        if not any(c in NEUTRAL for c in self._by_colour):
+            self._neutral[[CLASS_INDEX[c] + 1 for c in NEUTRAL]] = True
         self.reset()
 
     @classmethod
@@ -124,6 +150,9 @@ class Perception:
         lap("registration")
         labels = self.colours.classify(rgb)
         interesting = valid & self._interesting[labels + 1]
+        neutral = self._neutral[labels + 1]
+        if neutral.any():
+            interesting &= ~neutral | _near_blocks(interesting & ~neutral)
         idx = np.flatnonzero(interesting.reshape(-1))
         # World points only where they matter (objects' colours, parts, skin).
         q = cam_points.reshape(-1, 3)[idx]
