@@ -184,44 +184,38 @@ def to_world(q: np.ndarray, pose: Pose) -> np.ndarray:
 def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
     """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
 
-    Vectorised over (geom, point) pairs: the points inside each geom's bounding cube, then
-    the exact distance to its shape on those pairs only; no Python loop over geoms or pixels.
+    Per geom whose bounding sphere can reach the candidates: the points inside its bounding
+    cube, then the exact distance to its shape on those only (ellipsoids by their box). A loop
+    over the few nearby geoms costs less than gathering a rotation per (geom, point) pair.
     """
     hit = np.zeros(candidates.shape, dtype=bool)
     idx = np.flatnonzero(candidates.reshape(-1))
     if idx.size == 0:
         return hit
     p = points.reshape(-1, 3)[idx]
-    # Geoms whose bounding sphere can reach any candidate point.
-    lo, hi = bounds(p)
+    cols = np.ascontiguousarray(p.T)
+    lo, hi = cols.min(axis=1), cols.max(axis=1)
     rad = geoms.radius + margin
-    near = np.all((geoms.pos + rad[:, None] >= lo) & (geoms.pos - rad[:, None] <= hi), axis=1)
-    g_near = np.flatnonzero(near)
-    if g_near.size == 0:
-        return hit
-    c = geoms.pos[g_near].astype(np.float32)
-    r = rad[g_near].astype(np.float32)
-    # Pairs (geom, point) whose point lies in the geom's bounding cube, then the exact test on those.
-    inside = np.abs(p[None, :, 0] - c[:, 0:1]) < r[:, None]
-    inside &= np.abs(p[None, :, 1] - c[:, 1:2]) < r[:, None]
-    inside &= np.abs(p[None, :, 2] - c[:, 2:3]) < r[:, None]
-    gi, ni = np.nonzero(inside)
-    if gi.size == 0:
-        return hit
-    rot = geoms.rot[g_near].astype(np.float32)[gi]  # (M, 3, 3)
-    diff = p[ni] - c[gi]
-    local = np.einsum("mk,mkj->mj", diff, rot)
-    size = geoms.size[g_near].astype(np.float32)[gi]
-    kind = geoms.kind[g_near][gi]
-    ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), np.abs(local[:, 2])
-    radial = np.sqrt(local[:, 0] ** 2 + local[:, 1] ** 2)
-    zc = np.maximum(az - size[:, 1], 0.0)
-    d = np.maximum(np.maximum(ax - size[:, 0], ay - size[:, 1]), az - size[:, 2])  # boxes, ellipsoids by their box
-    d = np.where(kind == GEOM_SPHERE, np.sqrt(radial**2 + az**2) - size[:, 0], d)
-    d = np.where(kind == GEOM_CAPSULE, np.sqrt(radial**2 + zc**2) - size[:, 0], d)
-    d = np.where(kind == GEOM_CYLINDER, np.maximum(radial - size[:, 0], az - size[:, 1]), d)
+    near = np.flatnonzero(np.all((geoms.pos + rad[:, None] >= lo) & (geoms.pos - rad[:, None] <= hi), axis=1))
     own = np.zeros(len(p), dtype=bool)
-    own[ni[d < margin]] = True
+    x, y, z = cols
+    for g in near:
+        c, r = geoms.pos[g], rad[g]
+        sel = np.flatnonzero((np.abs(x - c[0]) < r) & (np.abs(y - c[1]) < r) & (np.abs(z - c[2]) < r))
+        if sel.size == 0:
+            continue
+        local = (p[sel] - c.astype(np.float32)) @ geoms.rot[g].astype(np.float32)
+        size, kind = geoms.size[g], geoms.kind[g]
+        ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), np.abs(local[:, 2])
+        if kind == GEOM_SPHERE:
+            d = np.sqrt(ax**2 + ay**2 + az**2) - size[0]
+        elif kind == GEOM_CAPSULE:
+            d = np.sqrt(ax**2 + ay**2 + np.maximum(az - size[1], 0.0) ** 2) - size[0]
+        elif kind == GEOM_CYLINDER:
+            d = np.maximum(np.sqrt(ax**2 + ay**2) - size[0], az - size[1])
+        else:  # boxes, and ellipsoids by their box
+            d = np.maximum(np.maximum(ax - size[0], ay - size[1]), az - size[2])
+        own[sel[d < margin]] = True
     hit.reshape(-1)[idx[own]] = True
     return hit
 
