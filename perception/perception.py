@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from scipy import ndimage
 
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from perception.colours import CLASS_INDEX, NEUTRAL, ColourTable
@@ -56,15 +57,10 @@ def _near_blocks(mask: np.ndarray) -> np.ndarray:
     """Pixels in or next to (8-connected) a NEIGHBOURHOOD-sized block holding any pixel of `mask`."""
     h, w = mask.shape
     b = NEIGHBOURHOOD
-    hb, wb = -(-h // b), -(-w // b)
-    padded = np.zeros((hb * b, wb * b), dtype=bool)
+    padded = np.zeros((-(-h // b) * b, -(-w // b) * b), dtype=bool)
     padded[:h, :w] = mask
-    blocks = padded.reshape(hb, b, wb, b).any(axis=(1, 3))
-    grown = blocks.copy()
-    grown[1:] |= blocks[:-1]
-    grown[:-1] |= blocks[1:]
-    grown[:, 1:] |= grown[:, :-1].copy()
-    grown[:, :-1] |= grown[:, 1:].copy()
+    blocks = padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).any(axis=(1, 3))
+    grown = ndimage.binary_dilation(blocks, structure=np.ones((3, 3), dtype=bool))
     return np.repeat(np.repeat(grown, b, axis=0), b, axis=1)[:h, :w]
 
 

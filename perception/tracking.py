@@ -86,6 +86,20 @@ class ObjectTrack:
         return self.position is not None
 
 
+def _project(K: np.ndarray, cam: Pose, position: np.ndarray) -> tuple[float, float, float]:
+    """Pixel (u, v) and depth of one world point."""
+    uv, zs = project(K, cam, position[None])
+    return float(uv[0, 0]), float(uv[0, 1]), float(zs[0])
+
+
+def _pixels_covered(category: str, z: float, K: np.ndarray) -> float:
+    """Pixels an object of `category` covers, side on, at depth z (its whole silhouette)."""
+    cat = CATEGORIES[category]
+    width = 2 * (sum(cat.size[:2]) / 2 if cat.shape == "box" else cat.size[0])
+    area = width * cat.height() * (math.pi / 4 if cat.shape == "sphere" else 1.0)
+    return float(K[0, 0] * K[1, 1] * area / (z * z))
+
+
 def _one_object(a: Detection, b: Detection) -> bool:
     (alo, ahi), (blo, bhi) = bounds(a.points), bounds(b.points)
     lo, hi = np.minimum(alo, blo), np.maximum(ahi, bhi)
@@ -210,7 +224,7 @@ class Tracker:
                 steady = t.held_side is None and t.known and t.confidence > 0.5
                 if steady and t.visible and np.linalg.norm(pos - t.position) < 0.01:
                     pos = 0.5 * (pos + t.position)  # steady object: average out pixel noise
-                elif steady and np.linalg.norm(pos - t.position) < 0.1 and self._partial(d, t, K, cam, depth, h, w):
+                elif steady and np.linalg.norm(pos - t.position) < 0.1 and self._partial(d, t, K, cam, h, w):
                     pos = t.position  # a sliver of it (hidden behind an arm, cut by the frame): confirms, cannot place it
                 t.position = pos
                 t.confidence = min(0.99, 1.0 - (1.0 - t.confidence) * 0.3) if t.known else 0.9
@@ -234,35 +248,29 @@ class Tracker:
                 t.confidence *= MISSING_FACTOR if expected >= PLAIN_VIEW_PIXELS else FAINT_MISSING_FACTOR
         self._grasps(frames)
 
-    def _partial(self, d: Detection, t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> bool:
+    def _partial(self, d: Detection, t: ObjectTrack, K: np.ndarray, cam: Pose, h: int, w: int) -> bool:
         """Whether a detection shows only part of the track's object: cut by the frame's edge,
         or covering much less than the whole object would from here (the rest hidden)."""
-        uv, zs = project(K, cam, t.position[None])
-        z = float(zs[0])
+        u, v, z = _project(K, cam, t.position)
         if z <= 0.1:
             return False
         radius = K[0, 0] * CATEGORIES[t.category].height() / 2 / z
-        u, v = float(uv[0, 0]), float(uv[0, 1])
         if not (radius <= u < w - radius and radius <= v < h - radius):
             return True
-        expected = self._expected_pixels(t, K, cam, depth, h, w, hidden_counts=False)
-        return expected > 0.0 and d.n_pixels * d.stride**2 < PARTIAL_VIEW * expected
+        if not (8 <= u < w - 8 and 8 <= v < h - 8):
+            return False
+        return d.n_pixels * d.stride**2 < PARTIAL_VIEW * _pixels_covered(t.category, z, K)
 
     @staticmethod
-    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int,
-                         hidden_counts: bool = True) -> float:
-        """Pixels the track's object would cover in this frame; 0 when out of view (or, with
-        `hidden_counts`, hidden behind something nearer)."""
-        uv, zs = project(K, cam, t.position[None])
-        u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(zs[0])
+    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> float:
+        """Pixels the track's object would cover in this frame; 0 when out of view or hidden
+        behind something nearer."""
+        u, v, z = _project(K, cam, t.position)
         if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
             return 0.0
-        if hidden_counts and float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3])) <= z - 0.06:
+        if float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3])) <= z - 0.06:
             return 0.0  # something nearer hides it
-        cat = CATEGORIES[t.category]
-        width = 2 * (sum(cat.size[:2]) / 2 if cat.shape == "box" else cat.size[0])
-        area = width * cat.height() * (math.pi / 4 if cat.shape == "sphere" else 1.0)  # its silhouette, side on
-        return float(K[0, 0] * K[1, 1] * area / (z * z))
+        return _pixels_covered(t.category, z, K)
 
     def _grasps(self, frames: RobotFrames) -> None:
         """A gripper closed to an object's width with that object's estimate at its grasp site holds it."""

@@ -122,18 +122,15 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
 
 
 def trial_subtask(scenario, skill: str, args: dict[str, str]):
-    """The subtask a trial runs, as the planner would write it. `place` onto a container is the
-    planner's `place_in` (a bin is a container, not a surface; the expert's table counts it the
-    same way, see `policy.expert.expert.success_predicate`), so perception is asked `in`, not `on`."""
+    """The subtask a trial runs, as the planner would write it (`planned_skill`: `place` onto a
+    bin is the planner's `place_in`, as the expert's table counts it), so perception is asked
+    `in`, not `on`."""
+    from planner.library import default_library
     from planner.planning import subtask_for
-    from policy.expert.expert import SKILLS
-    from scenarios.catalog import FURNITURE
+    from policy.expert.expert import planned_skill
 
-    values = [args[p] for p, _ in SKILLS[skill].params]
-    furniture = scenario.furniture_by_id()
-    if skill == "place" and args["surface"] in furniture and FURNITURE[furniture[args["surface"]].kind].container:
-        return subtask_for(scenario, "place_in", values)
-    return subtask_for(scenario, skill, values)
+    name, planned = planned_skill(scenario, skill, args)
+    return subtask_for(scenario, name, [planned[p] for p in default_library().skills[name].params])
 
 
 def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",

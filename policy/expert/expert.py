@@ -100,17 +100,23 @@ def validate_skill(scenario: Scenario, skill: str, args: dict[str, str] | list[s
     return dict(args)
 
 
+def planned_skill(scenario: Scenario, skill: str, args: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The planner's skill for an expert skill call: `place` onto a container is `place_in`
+    (the planner types a bin as a container, not a surface); everything else is itself."""
+    if skill == "place":
+        target = args.get("surface") or args["container"]
+        if FURNITURE[scenario.furniture_by_id()[target].kind].container:
+            return "place_in", {"object": args["object"], "container": target}
+        return "place", {"object": args["object"], "surface": target}
+    return skill, dict(args)
+
+
 def success_predicate(scenario: Scenario, skill: str, args: dict[str, str]) -> str:
     """The ground-truth predicate that defines the skill's success, from the planner's skill
     library (one source of skill effects); `place` into a container counts as `place_in`."""
     from planner.library import default_library
 
-    if skill == "place":
-        target = args.get("surface") or args["container"]
-        if FURNITURE[scenario.furniture_by_id()[target].kind].container:
-            skill, args = "place_in", {"object": args["object"], "container": target}
-        else:
-            args = {"object": args["object"], "surface": target}
+    skill, args = planned_skill(scenario, skill, args)
     name, bound, negated = default_library().skills[skill].success_atoms()[0].bind(args)
     return f"{'not ' if negated else ''}{name}({', '.join(bound)})"
 
