@@ -26,17 +26,19 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = 0,
         device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu or cuda.")] = "auto",
         threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+        actions: Annotated[str, typer.Option(help="relative: hand position and head targets are predicted as offsets "
+                                             "from the observed hand pose and head angles (what ships); absolute: as recorded.")] = "relative",
     ) -> None:
         """Train the VLA on action chunks; re-running the same command resumes where it stopped.
 
         Writes OUT/metrics.jsonl (loss, learning rate, samples/s, validation L1), OUT/training_state.pt
         (resumable) and OUT/pretrained/ (EMA weights, config and normaliser: `VLAPolicy.from_pretrained`).
         """
-        import numpy as np
         import torch
 
         from policy.dataset import DemonstrationDataset
         from policy.vla import VLAConfig, VLAProcessor
+        from policy.vla.processor_vla import relative_action_pairs
         from policy.vla.training import TrainConfig
         from policy.vla.training import train as train_loop
 
@@ -48,6 +50,9 @@ def register(app: typer.Typer) -> None:
         if not (16 <= h <= 480 and 16 <= w <= 640) or steps < 1 or batch_size < 1 or chunk_size < 1:
             err_console.print("[bold red]error:[/] sizes must be positive (images 16..480 x 16..640)")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
+        if actions not in ("relative", "absolute"):
+            err_console.print(f"[bold red]error:[/] --actions is relative or absolute, got {actions!r}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         torch.set_num_threads(max(1, threads))
         try:
             data = DemonstrationDataset(dataset, chunk_size=chunk_size, image_size=(h, w))
@@ -57,12 +62,20 @@ def register(app: typer.Typer) -> None:
         if len(data) == 0:
             err_console.print(f"[bold red]error:[/] {dataset} has no successful episodes to learn from")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        states, actions = np.concatenate(data.state), np.concatenate(data.action)
+        features = data.info["features"]
+        pairs = ()
+        if actions == "relative":
+            pairs = relative_action_pairs(features["action"].get("names") or [], features["observation.state"].get("names") or [])
+            if not pairs:
+                err_console.print("[bold red]error:[/] --actions relative needs named hand-position actions and ee states "
+                                  "in meta/info.json; this dataset has none (use --actions absolute)")
+                raise typer.Exit(int(ExitCode.BAD_INPUT))
         config = VLAConfig(
-            image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w), state_dim=states.shape[1],
-            action_dim=actions.shape[1], chunk_size=chunk_size, n_action_steps=min(10, chunk_size),
+            image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w),
+            state_dim=data.state[0].shape[1], action_dim=data.action[0].shape[1], chunk_size=chunk_size,
+            n_action_steps=min(10, chunk_size), relative_actions=pairs,
         )
-        processor = VLAProcessor.fit(config, states, actions)
+        processor = VLAProcessor.fit(config, data.state, data.action)
         tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                            warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
                            save_every=max(1, min(500, steps // 4)))

@@ -38,6 +38,12 @@ class VLAConfig(BaseModel):
     n_layers: int = Field(2, ge=1)
     dim_feedforward: int = Field(256, ge=16)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    relative_actions: tuple[tuple[int, int], ...] = Field(
+        (),
+        description="(action index, state index) pairs: these action entries are predicted as offsets from the "
+        "state entry observed with the chunk (e.g. a hand's position target from the hand's measured position), "
+        "so slow, precise motions are not lost in the spread of absolute targets across the room",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> VLAConfig:
@@ -47,6 +53,9 @@ class VLAConfig(BaseModel):
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not self.image_keys:
             raise ValueError("image_keys must name at least one camera")
+        for a, s in self.relative_actions:
+            if not (0 <= a < self.action_dim and 0 <= s < self.state_dim):
+                raise ValueError(f"relative_actions pair ({a}, {s}) is outside action_dim {self.action_dim} / state_dim {self.state_dim}")
         return self
 
     def save(self, directory: Path) -> None:

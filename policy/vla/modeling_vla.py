@@ -121,13 +121,14 @@ class VLAPolicy(nn.Module):
         """Forget queued actions (call at the start of every subtask)."""
         self._queue.clear()
 
-    def _inputs(self, obs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _inputs(self, obs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Model inputs (images, normalised state, text) and the raw state relative actions are anchored at."""
         images = self.processor.images(obs)
-        state = self.processor.state(obs)
-        if images.shape[0] != state.shape[0]:
-            raise ValueError(f"batch sizes differ: images {images.shape[0]}, state {state.shape[0]}")
-        text = self.processor.tasks(obs, state.shape[0])
-        return images, state, text
+        raw = self.processor.raw_state(obs)
+        if images.shape[0] != raw.shape[0]:
+            raise ValueError(f"batch sizes differ: images {images.shape[0]}, state {raw.shape[0]}")
+        text = self.processor.tasks(obs, raw.shape[0])
+        return images, self.processor.normalise_state(raw), text, raw
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
@@ -135,8 +136,8 @@ class VLAPolicy(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            images, state, text = self._inputs(obs)
-            chunk = self.processor.unnormalise_action(self.model(images, state, text)).numpy()
+            images, state, text, raw = self._inputs(obs)
+            chunk = self.processor.unnormalise_action(self.model(images, state, text), raw).numpy()
         finally:
             self.train(was_training)
         single = np.asarray(obs[self.processor.config.image_keys[0]]).ndim == 3
@@ -151,8 +152,8 @@ class VLAPolicy(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end."""
-        images, state, text = self._inputs(batch)
-        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32))
+        images, state, text, raw = self._inputs(batch)
+        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")
         pad = batch.get("action_is_pad")

@@ -223,10 +223,10 @@ class OptimisedPolicy:
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
-        images, state, text = self.policy._inputs(obs)
+        images, state, text, raw = self.policy._inputs(obs)
         with self._lock:
             out = self.variant.fn(images, state, text)
-        chunk = self.processor.unnormalise_action(out.float()).numpy()
+        chunk = self.processor.unnormalise_action(out.float(), raw).numpy()
         single = np.asarray(obs[self.config.image_keys[0]]).ndim == 3
         return chunk[0] if single else chunk
 

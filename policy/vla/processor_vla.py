@@ -3,12 +3,17 @@
 The processor owns everything that turns a world observation into model tensors and model
 outputs back into world actions, so the model itself only ever sees normalised tensors.
 Normalisation statistics are saved beside the weights (`processor.safetensors`).
+
+With `VLAConfig.relative_actions` some action entries (the hands' position targets, the
+head's joint targets) are modelled as offsets from the state observed with the chunk, as
+UMI-style relative trajectories are: every action of a chunk is relative to the same
+observation. The processor converts both ways, so callers always see world actions.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,34 @@ def default_text_embedder() -> TextEmbedder:
     return encoder.encode
 
 
+def relative_action_pairs(action_names: Sequence[str], state_names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """(action index, state index) for every action whose state counterpart is observed:
+    `left.x` ↔ `left.ee.x` (hand position targets, base frame) and `head.pan` ↔ `head.pan`.
+    Orientations (rotation vector vs. quaternion), grippers and base velocities stay absolute."""
+    state_index = {name: i for i, name in enumerate(state_names)}
+    pairs = []
+    for a, name in enumerate(action_names):
+        side, _, coord = name.partition(".")
+        counterpart = f"{side}.ee.{coord}" if coord in ("x", "y", "z") else name if side == "head" else None
+        if counterpart in state_index:
+            pairs.append((a, state_index[counterpart]))
+    return tuple(pairs)
+
+
+def chunk_targets(states: np.ndarray, actions: np.ndarray, chunk_size: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Every action of every chunk of one episode as the model predicts it: (N * chunk_size', A),
+    relative entries taken from the state at the chunk's first frame (what normalisation is fit on)."""
+    if not pairs:
+        return np.asarray(actions)
+    out = []
+    a_idx, s_idx = (list(x) for x in zip(*pairs))
+    for k in range(min(chunk_size, len(actions))):
+        rel = np.array(actions[k:], dtype=np.float64)
+        rel[:, a_idx] -= states[: len(actions) - k][:, s_idx]
+        out.append(rel)
+    return np.concatenate(out)
+
+
 class VLAProcessor:
     """Normalises states and actions and embeds instructions, with a per-string cache."""
 
@@ -59,14 +92,20 @@ class VLAProcessor:
 
     # -- statistics -----------------------------------------------------------------------
     @classmethod
-    def fit(cls, config: VLAConfig, states: np.ndarray, actions: np.ndarray, text_embedder: TextEmbedder | None = None) -> VLAProcessor:
-        """Statistics from training data; tiny stds are floored so constant dims stay finite."""
+    def fit(cls, config: VLAConfig, states: np.ndarray | Sequence[np.ndarray], actions: np.ndarray | Sequence[np.ndarray],
+            text_embedder: TextEmbedder | None = None) -> VLAProcessor:
+        """Statistics from training data (arrays, or one array per episode); tiny stds are
+        floored so constant dims stay finite. Relative action entries are fit on their offsets
+        within chunks, which is what the model predicts."""
         def moments(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.as_tensor(x, dtype=torch.float64)
             return x.mean(0).float(), x.std(0).clamp(min=1e-3).float()
 
-        sm, ss = moments(states)
-        am, as_ = moments(actions)
+        episodes_s = [states] if isinstance(states, np.ndarray) else list(states)
+        episodes_a = [actions] if isinstance(actions, np.ndarray) else list(actions)
+        sm, ss = moments(np.concatenate(episodes_s))
+        targets = [chunk_targets(s_, a_, config.chunk_size, config.relative_actions) for s_, a_ in zip(episodes_s, episodes_a)]
+        am, as_ = moments(np.concatenate(targets))
         return cls(config, {"state_mean": sm, "state_std": ss, "action_mean": am, "action_std": as_}, text_embedder)
 
     def save(self, directory: Path) -> None:
@@ -95,11 +134,31 @@ class VLAProcessor:
     def normalise_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.stats["state_mean"]) / self.stats["state_std"]
 
-    def normalise_action(self, action: torch.Tensor) -> torch.Tensor:
+    def _anchor(self, action: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor | None:
+        """The offset added to relative entries: (B, 1, A) (or (1, A) for one chunk), None if none are relative."""
+        pairs = self.config.relative_actions
+        if not pairs:
+            return None
+        if state is None:
+            raise ValueError("this policy predicts actions relative to the observed state: pass the raw state")
+        state = torch.as_tensor(state, dtype=torch.float32)
+        a_idx, s_idx = (list(x) for x in zip(*pairs))
+        anchor = torch.zeros(*state.shape[:-1], action.shape[-1])
+        anchor[..., a_idx] = state[..., s_idx]
+        return anchor.unsqueeze(-2) if action.ndim == state.ndim + 1 else anchor
+
+    def normalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """World actions (…, A) → the model's normalised targets; `state` is the raw state the chunk starts from."""
+        anchor = self._anchor(action, state)
+        if anchor is not None:
+            action = action - anchor
         return (action - self.stats["action_mean"]) / self.stats["action_std"]
 
-    def unnormalise_action(self, action: torch.Tensor) -> torch.Tensor:
-        return action * self.stats["action_std"] + self.stats["action_mean"]
+    def unnormalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's output → world actions, relative entries anchored at the raw `state`."""
+        out = action * self.stats["action_std"] + self.stats["action_mean"]
+        anchor = self._anchor(out, state)
+        return out if anchor is None else out + anchor
 
     def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """(B, n_cameras, 3, H, W) float images in [0, 1] at the configured size.
@@ -135,6 +194,11 @@ class VLAProcessor:
         return torch.stack(out, dim=1)
 
     def state(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """(B, state_dim) normalised proprioception."""
+        return self.normalise_state(self.raw_state(batch))
+
+    def raw_state(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """(B, state_dim) proprioception in world units, checked."""
         if STATE_KEY not in batch:
             raise ObservationError(f"observation has no {STATE_KEY!r} (proprioception)")
         x = torch.as_tensor(np.asarray(batch[STATE_KEY]), dtype=torch.float32) if not isinstance(batch[STATE_KEY], torch.Tensor) else batch[STATE_KEY].float()
@@ -142,7 +206,7 @@ class VLAProcessor:
             x = x.unsqueeze(0)
         if x.shape[-1] != self.config.state_dim:
             raise ObservationError(f"{STATE_KEY} has {x.shape[-1]} values; this policy was built for {self.config.state_dim}")
-        return self.normalise_state(x)
+        return x
 
     def tasks(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor:
         task = batch.get(TASK_KEY)
