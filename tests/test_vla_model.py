@@ -102,3 +102,65 @@ def test_bad_observations_get_clear_errors():
         policy.predict_action_chunk({**obs, "task": ""})
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         VLAPolicy.from_pretrained("/nonexistent")
+
+
+RELATIVE = TINY.model_copy(update={"relative_actions": ((0, 3), (2, 5))})
+
+
+def test_relative_action_pairs_follow_the_names():
+    from policy.vla.processor_vla import relative_action_pairs
+
+    actions = ["base.vx", "left.x", "left.y", "left.z", "left.rx", "left.gripper", "head.pan", "head.tilt"]
+    state = ["base.x", "head.pan", "head.tilt", "left.ee.x", "left.ee.y", "left.ee.z", "left.ee.qw"]
+    assert relative_action_pairs(actions, state) == ((1, 3), (2, 4), (3, 5), (6, 1), (7, 2))
+    assert relative_action_pairs(actions, ["base.x"]) == ()
+
+
+def test_relative_actions_are_anchored_at_the_observed_state():
+    """A chunk's relative entries are offsets from the state it was predicted from: the same
+    model output lands 1 m further when the hand is 1 m further, and the conversion inverts."""
+    from policy.vla.processor_vla import chunk_targets
+
+    rng = np.random.default_rng(4)
+    states = np.cumsum(rng.normal(scale=0.02, size=(30, 6)), axis=0) + rng.normal(size=6)  # a slowly moving hand
+    actions = rng.normal(size=(30, 4))
+    actions[:, 0] = states[:, 3] + 0.01  # the hand target stays a centimetre ahead of the hand
+    processor = VLAProcessor.fit(RELATIVE, states, actions, text_embedder=fake_embedder)
+    # what the model learns for entry 0 is small offsets (within a 5-step chunk), not positions across the range
+    targets = chunk_targets(states, actions, RELATIVE.chunk_size, RELATIVE.relative_actions)
+    assert targets.shape == (sum(30 - k for k in range(5)), 4)
+    assert float(processor.stats["action_std"][0]) < float(np.std(actions[:, 0]))
+    chunk = torch.as_tensor(rng.normal(size=(2, 5, 4)), dtype=torch.float32)
+    raw = torch.as_tensor(states[:2], dtype=torch.float32)
+    back = processor.unnormalise_action(processor.normalise_action(chunk, raw), raw)
+    torch.testing.assert_close(back, chunk, rtol=1e-5, atol=1e-5)
+    moved = raw.clone()
+    moved[:, 3] += 1.0
+    out = processor.unnormalise_action(torch.zeros(2, 5, 4), raw)
+    shifted = processor.unnormalise_action(torch.zeros(2, 5, 4), moved)
+    torch.testing.assert_close(shifted[..., 0] - out[..., 0], torch.ones(2, 5))
+    torch.testing.assert_close(shifted[..., 1:], out[..., 1:])
+    with pytest.raises(ValueError, match="raw state"):
+        processor.normalise_action(chunk)
+
+
+def test_relative_policy_saves_loads_and_acts_in_world_units(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    states, actions = rng.normal(size=(40, 6)), rng.normal(size=(40, 4))
+    policy = VLAPolicy(RELATIVE, VLAProcessor.fit(RELATIVE, states, actions, text_embedder=fake_embedder)).eval()
+    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
+    obs["task"] = "pick up the red cup"
+    before = policy.predict_action_chunk(obs)
+    far = {**obs, "observation.state": obs["observation.state"] + np.array([0, 0, 0, 0, 0, 0.5], np.float32)}
+    # entry 2 follows state 5 one for one; nothing else moves by more than the network's response
+    assert np.allclose(policy.predict_action_chunk(far)[:, 2] - before[:, 2], 0.5, atol=0.5)
+    policy.save_pretrained(tmp_path / "ckpt")
+    loaded = VLAPolicy.from_pretrained(tmp_path / "ckpt", text_embedder=fake_embedder)
+    assert loaded.config.relative_actions == ((0, 3), (2, 5))
+    np.testing.assert_array_equal(before, loaded.predict_action_chunk(obs))
+
+
+def test_relative_pairs_outside_the_sizes_are_refused():
+    with pytest.raises(ValueError, match=r"relative_actions pair \(4, 3\)"):
+        TINY.model_copy(update={"relative_actions": ((4, 3),)}).model_validate(
+            {**TINY.model_dump(), "relative_actions": ((4, 3),)})
