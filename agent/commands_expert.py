@@ -5,6 +5,7 @@ The lead wires them in with `register(app)`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -70,8 +71,16 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
         dart: Annotated[float, typer.Option("--dart", help="Share of episodes with noise on executed actions.")] = 0.25,
         perturb: Annotated[float, typer.Option("--perturb", help="Share of episodes started from a perturbed state.")] = 0.15,
+        from_start: Annotated[float, typer.Option("--from-start", help="Share of pick episodes that start where the robot "
+                                                  "stands when the object is already within reach (no navigate_to first), "
+                                                  "as the planner plans them.")] = 0.0,
+        append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
+                                             "(same image size); numbering continues after its last episode.")] = False,
     ) -> None:
-        """Record expert demonstrations: camera frames, proprioception, actions, instructions, success."""
+        """Record expert demonstrations: camera frames, proprioception, actions, instructions, success.
+
+        Use a --seed range apart from earlier collections when appending (e.g. --seed 10000), or
+        the new episodes repeat scenes already recorded."""
         from policy.expert.expert import SkillError
         from policy.recording import CollectConfig, collect, plan_episodes
 
@@ -81,31 +90,42 @@ def register(app: typer.Typer) -> None:
                 _fail(f"--arg {a!r} must look like NAME=VALUE, e.g. object=red_cup")
             k, v = a.split("=", 1)
             pinned[k.strip()] = v.strip()
-        if not 0 <= dart <= 1 or not 0 <= perturb <= 1:
-            _fail(f"--dart {dart} and --perturb {perturb} must be shares between 0 and 1")
+        if not 0 <= dart <= 1 or not 0 <= perturb <= 1 or not 0 <= from_start <= 1:
+            _fail(f"--dart {dart}, --perturb {perturb} and --from-start {from_start} must be shares between 0 and 1")
         if workers < 1:
             _fail(f"--workers must be at least 1, got {workers}")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
-                               dart_fraction=dart, perturb_fraction=perturb)
+                               dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:
             _fail(str(exc))
-        if (out / "meta" / "info.json").exists():
-            _fail(f"{out} already holds a dataset; choose another --out or delete it")
+        exists = (out / "meta" / "info.json").exists()
+        if exists and not append:
+            _fail(f"{out} already holds a dataset; choose another --out, delete it, or add --append")
+        if append and not exists:
+            _fail(f"--append: {out} holds no dataset to add to (no meta/info.json)")
+        if append:
+            from policy.recording import existing_dataset
+
+            try:
+                existing_dataset(out, config)
+            except (ValueError, KeyError, json.JSONDecodeError) as exc:
+                _fail(f"--append: {exc}")
         t0 = time.perf_counter()
         with _progress() as progress:
             bar = progress.add_task("recording episodes", total=episodes)
-            info = collect(config, out, workers=workers, progress=lambda done, total: progress.update(bar, completed=done))
+            info = collect(config, out, workers=workers, progress=lambda done, total: progress.update(bar, completed=done),
+                           append=append)
         wall = time.perf_counter() - t0
-        import json
 
-        eps = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()]
+        eps = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()][-episodes:]
         ok = sum(e["success"] for e in eps)
-        console.print(f"wrote {out}: {info['total_episodes']} episodes ({ok} successful, {len(eps) - ok} failed and flagged), "
-                      f"{info['total_frames']} frames, {info['total_tasks']} instructions; {info['total_frames'] / wall:.1f} frames/s "
-                      f"with {workers} worker(s)", highlight=False)
+        frames = sum(e["length"] for e in eps)
+        console.print(f"wrote {out}: {len(eps)} episodes ({ok} successful, {len(eps) - ok} failed and flagged), "
+                      f"{frames} frames; the dataset now holds {info['total_episodes']} episodes, {info['total_frames']} frames, "
+                      f"{info['total_tasks']} instructions; {frames / wall:.1f} frames/s with {workers} worker(s)", highlight=False)
 
     @expert_app.command("eval")
     def expert_eval(

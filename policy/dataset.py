@@ -1,7 +1,7 @@
 """Loading demonstration datasets (LeRobot v2.1 layout, see `policy.recording`) as torch batches.
 
 Frames are decoded from PNG once and cached per camera as a uint8 `.npy` memmap under
-`DIR/cache/` (rebuilt when the dataset's frame count changes), so training epochs read
+`DIR/cache/` (extended when episodes are appended, rebuilt if it does not fit), so training epochs read
 memory, not images. With `image_size` the cache holds the frames already resized to what
 the model sees (uint8, antialiased bilinear: the resize the policy applies at run time), so
 a training step neither reads nor resizes full-size frames. Each item is one frame with the action chunk that follows it:
@@ -77,19 +77,30 @@ class DemonstrationDataset(Dataset):
         h0, w0, _ = self.info["features"][key]["shape"]
         h, w = self.image_size or (h0, w0)
         path = self.root / "cache" / (f"{key}.npy" if (h, w) == (h0, w0) else f"{key}.{h}x{w}.npy")
+        done = 0
+        old = None
         if path.exists():
             arr = np.load(path, mmap_mode="r")
             if arr.shape == (self.total_frames, h, w, 3):
                 return arr
+            if arr.shape[1:] == (h, w, 3) and arr.shape[0] < self.total_frames:
+                old, done = arr, arr.shape[0]  # episodes were appended: decode only theirs
         path.parent.mkdir(exist_ok=True)
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(self.total_frames, h, w, 3))
+        tmp = path.with_suffix(".tmp.npy")
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(self.total_frames, h, w, 3))
+        if old is not None:
+            arr[:done] = old
+            del old
         for ep, off in zip(self.episodes, self._offset):
+            if off + ep["length"] <= done:
+                continue
             for f in range(ep["length"]):
                 rel = IMAGE_PATH.format(image_key=key, episode_index=ep["episode_index"], frame_index=f)
                 frame = np.asarray(Image.open(self.root / rel).convert("RGB"))
                 arr[off + f] = frame if (h, w) == (h0, w0) else resize_uint8(frame, (h, w))
         arr.flush()
         del arr
+        tmp.replace(path)  # a stop mid-decode leaves the previous cache, never a half-written one
         return np.load(path, mmap_mode="r")
 
     def __len__(self) -> int:

@@ -56,6 +56,7 @@ class SkillResult:
 class EpisodeConfig:
     noise_std: float = 0.0  # DART noise scale (1.0 = 5 cm/s base, 1 cm hand)
     perturb: bool = False
+    from_start: bool = False  # pick: start where the robot stands when the object is already in reach
 
 
 def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, Any], *,
@@ -148,7 +149,10 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
         obs, _ = world.reset(seed=seed, options={"task": task})
         if skill == "look_for":
             obs = turn_away(world, obs, rng)
-        for name, a in setup_steps(skill, args):
+        steps = setup_steps(skill, args)
+        if config.from_start and skill == "pick" and world.holds(f"near(robot, {args['object']})"):
+            steps = []  # as the planner does: no navigate_to when the object is already within reach
+        for name, a in steps:
             res, obs = run_skill(world, name, a, obs, on_step=on_setup_step)
             results.append(res)
             if not res.success:
@@ -167,6 +171,7 @@ class EpisodeOutcome:
     success: bool
     reason: str
     setup_failed: bool = False
+    from_start: bool = False  # started where the robot stood, without the usual set-up
     steps: int = 0
     seconds: float = 0.0
     chain: list[SkillResult] = field(default_factory=list)
@@ -183,7 +188,8 @@ def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, co
         return EpisodeOutcome(skill, args, seed, False, f"setup {bad.skill} failed: {bad.reason}", True, chain=setup)
     rng = np.random.default_rng([seed, 11])
     res, _ = run_skill(world, skill, args, obs, on_step=on_step, noise_std=config.noise_std, rng=rng)
-    return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, res.steps, res.seconds, setup + [res])
+    from_start = not setup and bool(setup_steps(skill, args))
+    return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, from_start, res.steps, res.seconds, setup + [res])
 
 
 CHAINS: dict[str, Callable[[str, str], list[tuple[str, dict[str, str]]]]] = {

@@ -57,6 +57,7 @@ class CollectConfig:
     dart_fraction: float = 0.25  # share of episodes with noise on the executed actions
     dart_noise: float = 1.0
     perturb_fraction: float = 0.15  # share of episodes started from a perturbed state
+    from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
 
 
 @dataclass
@@ -69,6 +70,7 @@ class EpisodeJob:
     task: str
     noise: float
     perturbed: bool
+    from_start: bool = False
 
 
 @dataclass
@@ -81,8 +83,9 @@ class EpisodeData:
     meta: dict[str, Any]
 
 
-def plan_episodes(config: CollectConfig) -> list[EpisodeJob]:
-    """Validate everything and lay out the episodes; raises SkillError before anything is written."""
+def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJob]:
+    """Validate everything and lay out the episodes (numbered from `first_index`, for appending
+    to a dataset); raises SkillError before anything is written."""
     if config.episodes < 1:
         raise SkillError(f"--episodes must be at least 1, got {config.episodes}")
     for skill in config.skills:
@@ -125,7 +128,9 @@ def plan_episodes(config: CollectConfig) -> list[EpisodeJob]:
         noise = config.dart_noise if rng.random() < config.dart_fraction else 0.0
         perturbed = bool(rng.random() < config.perturb_fraction)
         task = instruction(loaded[name], skill, args, rng)
-        jobs.append(EpisodeJob(k, name, skill, args, seed, task, noise, perturbed))
+        # drawn last, so the episodes of a configuration without it stay what they were
+        from_start = skill == "pick" and config.from_start_fraction > 0 and bool(rng.random() < config.from_start_fraction)
+        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start))
     return jobs
 
 
@@ -161,12 +166,14 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         for cam in CAMERAS:
             Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
 
-    out = run_episode(world, job.skill, job.args, job.seed, EpisodeConfig(noise_std=job.noise, perturb=job.perturbed),
+    out = run_episode(world, job.skill, job.args, job.seed,
+                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start),
                       on_step=on_step, task=job.task)
     meta = {
         "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
         "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
+        "from_start": bool(out.from_start),
     }
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(
@@ -218,9 +225,12 @@ def read_episode(root: Path, episode_index: int) -> dict[str, np.ndarray]:
 
 
 def info_json(config: CollectConfig, episodes: list[EpisodeData], tasks: list[str], state_names: tuple[str, ...],
-              action_names: tuple[str, ...]) -> dict[str, Any]:
+              action_names: tuple[str, ...], earlier: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """info.json for `episodes` after the `earlier` ones (episodes.jsonl rows) of an appended dataset."""
     h, w = config.image_size
-    total = int(sum(len(e.state) for e in episodes))
+    earlier = earlier or []
+    total = int(sum(len(e.state) for e in episodes)) + int(sum(e["length"] for e in earlier))
+    n_episodes = len(episodes) + len(earlier)
     features: dict[str, Any] = {
         "observation.state": {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
         "action": {"dtype": "float32", "shape": [len(action_names)], "names": list(action_names)},
@@ -235,14 +245,14 @@ def info_json(config: CollectConfig, episodes: list[EpisodeData], tasks: list[st
     return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": "vla_agent_wheeled_humanoid",
-        "total_episodes": len(episodes),
+        "total_episodes": n_episodes,
         "total_frames": total,
         "total_tasks": len(tasks),
         "total_videos": 0,
-        "total_chunks": max(1, (len(episodes) + CHUNKS_SIZE - 1) // CHUNKS_SIZE),
+        "total_chunks": max(1, (n_episodes + CHUNKS_SIZE - 1) // CHUNKS_SIZE),
         "chunks_size": CHUNKS_SIZE,
         "fps": config.fps,
-        "splits": {"train": f"0:{len(episodes)}"},
+        "splits": {"train": f"0:{n_episodes}"},
         "data_path": DATA_PATH,
         "video_path": None,
         "image_path": IMAGE_PATH,
@@ -251,12 +261,37 @@ def info_json(config: CollectConfig, episodes: list[EpisodeData], tasks: list[st
     }
 
 
-def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Plan (validating first), record in parallel, then write parquet and metadata. Returns info.json."""
-    jobs = plan_episodes(config)
+def existing_dataset(out: Path, config: CollectConfig) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """(info, episodes, tasks) of the dataset at `out`, checked to take `config`'s episodes."""
+    info = json.loads((out / "meta" / "info.json").read_text())
+    shape = info["features"][f"observation.images.{CAMERAS[0]}"]["shape"][:2]
+    if tuple(shape) != tuple(config.image_size) or float(info["fps"]) != float(config.fps):
+        raise ValueError(f"{out} holds {shape[0]}x{shape[1]} frames at {info['fps']} fps; these episodes would be "
+                         f"{config.image_size[0]}x{config.image_size[1]} at {config.fps} fps")
+    episodes = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in (out / "meta" / "tasks.jsonl").read_text().splitlines() if line.strip()]
+    tasks = [r["task"] for r in sorted(rows, key=lambda r: r["task_index"])]
+    return info, episodes, tasks
+
+
+def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None,
+            append: bool = False) -> dict[str, Any]:
+    """Plan (validating first), record in parallel, then write parquet and metadata. Returns info.json.
+
+    With `append`, the episodes are added after those of the dataset already at `out` (same
+    image size and rate), as LeRobot datasets grow: new episode indices, the task list
+    extended, the totals rewritten; earlier episodes are left as they are."""
     out = Path(out)
+    old_info: dict[str, Any] = {}
+    old_episodes: list[dict[str, Any]] = []
+    tasks: list[str] = []
+    first = 0
     if (out / "meta" / "info.json").exists():
-        raise FileExistsError(f"{out} already holds a dataset; choose another --out or delete it")
+        if not append:
+            raise FileExistsError(f"{out} already holds a dataset; choose another --out, delete it or append to it")
+        old_info, old_episodes, tasks = existing_dataset(out, config)
+        first = int(old_info["total_frames"])
+    jobs = plan_episodes(config, first_index=len(old_episodes))
     out.mkdir(parents=True, exist_ok=True)
     log.info("collect.start", episodes=len(jobs), workers=workers, out=str(out))
     args = [(j, str(out), config.image_size, config.fps) for j in jobs]
@@ -280,10 +315,8 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
     probe = SimWorld(config.scenarios[0], WorldConfig(cameras=(), head_depth=False))
     state_names, action_names = probe.controller.proprioception_names(), probe.controller.layout.names
     probe.close()
-    tasks: list[str] = []
-    first = 0
     (out / "meta").mkdir(exist_ok=True)
-    with open(out / "meta" / "episodes.jsonl", "w") as fe:
+    with open(out / "meta" / "episodes.jsonl", "a" if old_episodes else "w") as fe:
         for ep in results:
             task = ep.meta["tasks"][0]
             if task not in tasks:
@@ -294,7 +327,10 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
     with open(out / "meta" / "tasks.jsonl", "w") as ft:
         for i, t in enumerate(tasks):
             ft.write(json.dumps({"task_index": i, "task": t}) + "\n")
-    info = info_json(config, results, tasks, state_names, action_names)
+    info = info_json(config, results, tasks, state_names, action_names, old_episodes)
+    if old_info:  # the first collection's settings stay; each appended one is listed after it
+        info["appended"] = old_info.get("appended", []) + [info["collection"]]
+        info["collection"] = old_info["collection"]
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     log.info("collect.done", episodes=len(results), frames=info["total_frames"])
     return info

@@ -155,3 +155,43 @@ def test_set_up_steps_skip_rendering_but_the_first_recorded_frame_is_rendered():
         assert setup == [] and obs["observation.images.head"].shape == (32, 40, 3)
     finally:
         world.close()
+
+
+def test_append_adds_a_pick_from_where_the_robot_stands(small: Path, tmp_path: Path):
+    """`--append` grows a dataset (numbering, frame indices, tasks and totals continue) and
+    `--from-start` records a pick with no navigate_to first when the object is in reach, as the
+    planner plans it: the episode's first frame is the scenario's start pose."""
+    import shutil
+
+    grown = tmp_path / "grown"
+    shutil.copytree(small, grown, ignore=shutil.ignore_patterns("cache"))
+    before, _, _ = load_meta(grown)
+    DemonstrationDataset(grown, chunk_size=8, include_failed=True)  # a frame cache of the two first episodes
+    result = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(grown), "-n", "1", "--seed", "900",
+                                         "--arg", "object=red_cup", "--image-size", "32x40", "--dart", "0",
+                                         "--perturb", "0", "--from-start", "1", "--append"])
+    assert result.exit_code == 0, result.output
+    info, episodes, tasks = load_meta(grown)
+    assert info["total_episodes"] == 3 and [e["episode_index"] for e in episodes] == [0, 1, 2]
+    assert info["total_frames"] == before["total_frames"] + episodes[2]["length"]
+    assert info["collection"] == before["collection"] and info["appended"][0]["from_start_fraction"] == 1.0
+    new = read_episode(grown, 2)
+    assert new["index"][0] == before["total_frames"] and tasks[int(new["task_index"][0])] == episodes[2]["tasks"][0]
+    assert episodes[2]["from_start"] and episodes[2]["skill"] == "pick"
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    world.reset(seed=900)
+    start = world.controller.proprioception()[:3]
+    world.close()
+    np.testing.assert_allclose(new["observation.state"][0][:3], start, atol=1e-3)
+    ds = DemonstrationDataset(grown, chunk_size=8, include_failed=True)  # extends the cache
+    assert len(ds.episodes) == 3 and ds.total_frames == info["total_frames"]
+    fresh = tmp_path / "fresh"
+    shutil.copytree(grown, fresh, ignore=shutil.ignore_patterns("cache"))
+    np.testing.assert_array_equal(ds.frames["head"], DemonstrationDataset(fresh, chunk_size=8, include_failed=True).frames["head"])
+    # appending needs a dataset of the same image size, and a dataset to append to
+    bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(grown), "-n", "1", "--append"])
+    assert bad.exit_code == 2 and "32x40" in " ".join(bad.output.split())
+    none = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(tmp_path / "x"), "-n", "1", "--append"])
+    assert none.exit_code == 2 and "no dataset" in none.output
