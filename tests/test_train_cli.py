@@ -21,6 +21,8 @@ def test_train_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):
     assert result.exit_code == 2 and "not a dataset" in result.output
     result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--image-size", "big"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--actions", "delta"])
+    assert result.exit_code == 2 and "relative or absolute" in result.output
 
 
 @pytest.mark.slow
@@ -41,6 +43,11 @@ def test_collect_train_and_act(tmp_path: Path):
     from scenarios.world import SimWorld
 
     policy = VLAPolicy.from_pretrained(out / "pretrained")
+    # by default the hands' positions and the head's angles are learnt relative to the observed state
+    names = json.loads((data / "meta" / "info.json").read_text())["features"]
+    pairs = {(names["action"]["names"][a], names["observation.state"]["names"][s]) for a, s in policy.config.relative_actions}
+    assert pairs == {("left.x", "left.ee.x"), ("left.y", "left.ee.y"), ("left.z", "left.ee.z"), ("right.x", "right.ee.x"),
+                     ("right.y", "right.ee.y"), ("right.z", "right.ee.z"), ("head.pan", "head.pan"), ("head.tilt", "head.tilt")}
     world = SimWorld("kitchen")
     try:
         obs, _ = world.reset(seed=0, options={"task": "pick up the red cup"})
