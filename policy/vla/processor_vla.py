@@ -131,8 +131,13 @@ class VLAProcessor:
                     self._text_cache[text] = vec
         return torch.stack([self._text_cache[t] for t in texts])
 
+    def _stat(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A statistic on `like`'s device (the processor is not a Module: training on a GPU moves batches, not it)."""
+        stat = self.stats[name]
+        return stat if stat.device == like.device else stat.to(like.device)
+
     def normalise_state(self, state: torch.Tensor) -> torch.Tensor:
-        return (state - self.stats["state_mean"]) / self.stats["state_std"]
+        return (state - self._stat("state_mean", state)) / self._stat("state_std", state)
 
     def _anchor(self, action: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor | None:
         """The offset added to relative entries: (B, 1, A) (or (1, A) for one chunk), None if none are relative."""
@@ -143,7 +148,7 @@ class VLAProcessor:
             raise ValueError("this policy predicts actions relative to the observed state: pass the raw state")
         state = torch.as_tensor(state, dtype=torch.float32)
         a_idx, s_idx = (list(x) for x in zip(*pairs))
-        anchor = torch.zeros(*state.shape[:-1], action.shape[-1])
+        anchor = torch.zeros(*state.shape[:-1], action.shape[-1], dtype=state.dtype, device=state.device)
         anchor[..., a_idx] = state[..., s_idx]
         return anchor.unsqueeze(-2) if action.ndim == state.ndim + 1 else anchor
 
@@ -152,11 +157,11 @@ class VLAProcessor:
         anchor = self._anchor(action, state)
         if anchor is not None:
             action = action - anchor
-        return (action - self.stats["action_mean"]) / self.stats["action_std"]
+        return (action - self._stat("action_mean", action)) / self._stat("action_std", action)
 
     def unnormalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """The model's output → world actions, relative entries anchored at the raw `state`."""
-        out = action * self.stats["action_std"] + self.stats["action_mean"]
+        out = action * self._stat("action_std", action) + self._stat("action_mean", action)
         anchor = self._anchor(out, state)
         return out if anchor is None else out + anchor
 
