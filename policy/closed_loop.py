@@ -13,6 +13,8 @@ success only when both agree it succeeded.
 Variations test generalisation beyond the training distribution (see `VARIATIONS`):
 object and robot start poses drawn from twice the scenario's ranges, lights outside the
 intensity range, and instruction phrasings that never occur in the training data.
+`from_start` (pick only) starts the pick where the robot stands at the scenario's start, on
+an object already within reach — how the planner plans a pick there, with no navigate_to first.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ UNSEEN_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 OBSERVE_EVERY = 5  # set-up steps per frame perception sees
 
-VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing")
+VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start")
+ONLY_FOR = {"from_start": ("pick",)}  # variations that apply to some skills only
 
 
 class Trial(BaseModel):
@@ -77,7 +80,7 @@ def varied_scenario(scenario, variation: str):
     elif variation == "lights":
         lo, hi = r.light_intensity
         r = r.model_copy(update={"light_intensity": (max(0.1, lo - 0.25), min(3.0, hi + 0.35))})
-    elif variation not in ("nominal", "unseen_phrasing"):
+    elif variation not in ("nominal", "unseen_phrasing", "from_start"):
         raise ValueError(f"unknown variation {variation!r} (known: {', '.join(VARIATIONS)})")
     return scenario.model_copy(update={"randomisation": r})
 
@@ -142,11 +145,14 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from behaviors.executor import Executor
     from perception.perception import Perception
     from planner.taskgraph import TaskGraph
-    from policy.episodes import SETTLE_S, prepare, with_images
+    from policy.episodes import SETTLE_S, EpisodeConfig, prepare, with_images
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     world = _world(scenario_name, variation)
+    from_start = variation == "from_start"
+    if from_start:
+        args = _within_reach_at_start(world, args, seed)
     rng = np.random.default_rng([seed, 17])
     sub = trial_subtask(world.scenario, skill, args).model_copy(update={"retries": retries})
     if variation == "unseen_phrasing":
@@ -165,7 +171,8 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         if setup_steps % OBSERVE_EVERY == 0:
             perception.update(with_images(world, o))
 
-    obs, setup = prepare(world, skill, args, seed, task=sub.instruction, on_setup_step=observe)
+    obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start), task=sub.instruction,
+                         on_setup_step=observe)
     if setup and not setup[-1].success:
         return Trial(**base, success=False, agent_success=False, truth_success=False, setup_failed=True,
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)
@@ -199,6 +206,18 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         reason = "did not finish"
     return Trial(**base, success=agent and truth, agent_success=agent, truth_success=truth, reason=reason,
                  sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks)
+
+
+def _within_reach_at_start(world, args: dict[str, str], seed: int) -> dict[str, str]:
+    """`args` with the object swapped for the first one within reach of the start pose when
+    the planned one is not (the scene is the seed's, so the choice is deterministic)."""
+    world.reset(seed=seed)
+    if world.holds(f"near(robot, {args['object']})"):
+        return args
+    for obj in sorted(o.id for o in world.scenario.objects):
+        if world.holds(f"near(robot, {obj})"):
+            return {**args, "object": obj}
+    return args  # nothing in reach: the trial navigates first, as a nominal one
 
 
 def _short(reason: str) -> str:
@@ -253,6 +272,8 @@ def plan_trials(policies: Iterable[str], skills: Iterable[str], seeds: int, scen
     jobs = []
     for variation in variations:
         for skill in skills:
+            if skill not in ONLY_FOR.get(variation, (skill,)):
+                continue
             for name in names:
                 try:
                     plan = episode_plan(skill, seeds, [name], start_seed=first_seed)

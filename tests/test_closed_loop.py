@@ -96,3 +96,31 @@ def test_placing_into_a_bin_is_judged_as_in_the_bin():
     assert [str(s) for s in into.success] == ["in(red_can, bin)"] and "in the bin" in into.instruction
     onto = trial_subtask(sc, "place", {"object": "red_can", "surface": "table"})
     assert [str(s) for s in onto.success] == ["on(red_can, table)"]
+
+
+def test_from_start_picks_where_the_robot_stands(monkeypatch):
+    """The `from_start` variation is planned for pick only, and its trial starts at the
+    scenario's start pose (no navigate_to) on an object within reach from there."""
+    jobs = plan_trials(["vla"], ["look_for", "pick"], 2, ["kitchen"], variations=("nominal", "from_start"))
+    assert {(j[1], j[5]) for j in jobs} == {("look_for", "nominal"), ("pick", "nominal"), ("pick", "from_start")}
+    import policy.episodes
+
+    seen = {}
+    real_prepare = policy.episodes.prepare
+
+    def spy(world, skill, args, seed, config=None, **kw):
+        obs, setup = real_prepare(world, skill, args, seed, config, **kw)
+        seen.update(args=args, setup=setup, base=world.controller.proprioception()[:3].copy())
+        world.reset(seed=seed)  # the same scene, as it started
+        seen["start"] = world.controller.proprioception()[:3].copy()
+        seen["in_reach"] = world.holds(f"near(robot, {args['object']})")
+        seen["box_in_reach"] = world.holds("near(robot, yellow_box)")
+        return obs, setup
+
+    monkeypatch.setattr(policy.episodes, "prepare", spy)
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _Idle(world)))
+    trial = run_trial("vla", "pick", "kitchen", {"object": "yellow_box"}, seed=100_002, variation="from_start")
+    assert seen["setup"] == [] and np.allclose(seen["base"], seen["start"], atol=1e-6)
+    assert seen["in_reach"] and trial.args["object"] == seen["args"]["object"] and trial.variation == "from_start"
+    assert seen["box_in_reach"] == (trial.args["object"] == "yellow_box"), "the planned object is kept when it is in reach"
+    assert not trial.success
