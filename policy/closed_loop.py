@@ -80,7 +80,7 @@ def varied_scenario(scenario, variation: str):
     elif variation == "lights":
         lo, hi = r.light_intensity
         r = r.model_copy(update={"light_intensity": (max(0.1, lo - 0.25), min(3.0, hi + 0.35))})
-    elif variation not in ("nominal", "unseen_phrasing", "from_start"):
+    elif variation not in VARIATIONS:  # the others leave the ranges as they are
         raise ValueError(f"unknown variation {variation!r} (known: {', '.join(VARIATIONS)})")
     return scenario.model_copy(update={"randomisation": r})
 

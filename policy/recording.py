@@ -262,15 +262,14 @@ def info_json(config: CollectConfig, episodes: list[EpisodeData], tasks: list[st
 
 
 def existing_dataset(out: Path, config: CollectConfig) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """(info, episodes, tasks) of the dataset at `out`, checked to take `config`'s episodes."""
-    info = json.loads((out / "meta" / "info.json").read_text())
+    """(info, episodes, tasks) of the dataset at `out` (`policy.dataset.load_meta`), checked to take `config`'s episodes."""
+    from policy.dataset import load_meta  # policy.dataset reads episodes through this module
+
+    info, episodes, tasks = load_meta(out)
     shape = info["features"][f"observation.images.{CAMERAS[0]}"]["shape"][:2]
     if tuple(shape) != tuple(config.image_size) or float(info["fps"]) != float(config.fps):
         raise ValueError(f"{out} holds {shape[0]}x{shape[1]} frames at {info['fps']} fps; these episodes would be "
                          f"{config.image_size[0]}x{config.image_size[1]} at {config.fps} fps")
-    episodes = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
-    rows = [json.loads(line) for line in (out / "meta" / "tasks.jsonl").read_text().splitlines() if line.strip()]
-    tasks = [r["task"] for r in sorted(rows, key=lambda r: r["task_index"])]
     return info, episodes, tasks
 
 
