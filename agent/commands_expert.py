@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
                                                   "as the planner plans them.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
+        supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
+                                                "of these skills superseded, so training leaves them out (after a change "
+                                                "to how the expert performs a skill). Their frames stay on disk.")] = False,
     ) -> None:
         """Record expert demonstrations: camera frames, proprioception, actions, instructions, success.
 
@@ -104,6 +107,8 @@ def register(app: typer.Typer) -> None:
         exists = (out / "meta" / "info.json").exists()
         if exists and not append:
             _fail(f"{out} already holds a dataset; choose another --out, delete it, or add --append")
+        if supersede and not append:
+            _fail("--supersede marks earlier episodes of the dataset being added to: it needs --append")
         if append and not exists:
             _fail(f"--append: {out} holds no dataset to add to (no meta/info.json)")
         if append:
@@ -117,14 +122,17 @@ def register(app: typer.Typer) -> None:
         with _progress() as progress:
             bar = progress.add_task("recording episodes", total=episodes)
             info = collect(config, out, workers=workers, progress=lambda done, total: progress.update(bar, completed=done),
-                           append=append)
+                           append=append, supersede=supersede)
         wall = time.perf_counter() - t0
 
         eps = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()][-episodes:]
         ok = sum(e["success"] for e in eps)
         frames = sum(e["length"] for e in eps)
         console.print(f"wrote {out}: {len(eps)} episodes ({ok} successful, {len(eps) - ok} failed and flagged), "
-                      f"{frames} frames; the dataset now holds {info['total_episodes']} episodes, {info['total_frames']} frames, "
+                      f"{frames} frames; "
+                      + (f"{info['appended'][-1]['superseded_episodes']} earlier episodes of {skills} marked superseded; "
+                         if supersede else "")
+                      + f"the dataset now holds {info['total_episodes']} episodes, {info['total_frames']} frames, "
                       f"{info['total_tasks']} instructions; {frames / wall:.1f} frames/s with {workers} worker(s)", highlight=False)
 
     @expert_app.command("eval")

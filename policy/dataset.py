@@ -42,7 +42,10 @@ def load_meta(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[st
 
 
 class DemonstrationDataset(Dataset):
-    """Frames of the recorded episodes with their action chunks (see module docstring)."""
+    """Frames of the recorded episodes with their action chunks (see module docstring).
+
+    Episodes marked `superseded` (re-recorded after a change to the expert, see
+    `policy.recording.collect`) are never items; failed ones only with `include_failed`."""
 
     def __init__(self, root: str | Path, chunk_size: int = 20, cameras: tuple[str, ...] | None = None,
                  include_failed: bool = False, skills: tuple[str, ...] | None = None,
@@ -68,7 +71,8 @@ class DemonstrationDataset(Dataset):
         self.total_frames = total
         self.frames = {cam: self._cache(cam) for cam in self.cameras}
         keep = [i for i, ep in enumerate(self.episodes)
-                if (include_failed or ep["success"]) and (skills is None or ep["skill"] in skills)]
+                if (include_failed or ep["success"]) and not ep.get("superseded")
+                and (skills is None or ep["skill"] in skills)]
         self.items = [(i, f) for i in keep for f in range(len(self.state[i]))]
 
     def _cache(self, cam: str) -> np.ndarray:

@@ -274,12 +274,17 @@ def existing_dataset(out: Path, config: CollectConfig) -> tuple[dict[str, Any], 
 
 
 def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None,
-            append: bool = False) -> dict[str, Any]:
+            append: bool = False, supersede: bool = False) -> dict[str, Any]:
     """Plan (validating first), record in parallel, then write parquet and metadata. Returns info.json.
 
     With `append`, the episodes are added after those of the dataset already at `out` (same
     image size and rate), as LeRobot datasets grow: new episode indices, the task list
-    extended, the totals rewritten; earlier episodes are left as they are."""
+    extended, the totals rewritten; earlier episodes are left as they are. With `supersede`
+    as well, the earlier episodes of the skills recorded now are marked `superseded` in
+    episodes.jsonl (their frames stay on disk): training leaves them out, as it does failed
+    ones. That is how a change to the expert's behaviour replaces its old demonstrations."""
+    if supersede and not append:
+        raise ValueError("supersede marks earlier episodes of an appended dataset: it needs append")
     out = Path(out)
     old_info: dict[str, Any] = {}
     old_episodes: list[dict[str, Any]] = []
@@ -315,6 +320,15 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
     state_names, action_names = probe.controller.proprioception_names(), probe.controller.layout.names
     probe.close()
     (out / "meta").mkdir(exist_ok=True)
+    superseded = 0
+    if supersede:
+        for ep in old_episodes:
+            if ep["skill"] in config.skills and not ep.get("superseded"):
+                ep["superseded"] = True
+                superseded += 1
+        tmp = out / "meta" / "episodes.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(ep, sort_keys=True) + "\n" for ep in old_episodes))
+        tmp.replace(out / "meta" / "episodes.jsonl")
     with open(out / "meta" / "episodes.jsonl", "a" if old_episodes else "w") as fe:
         for ep in results:
             task = ep.meta["tasks"][0]
@@ -328,7 +342,7 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
             ft.write(json.dumps({"task_index": i, "task": t}) + "\n")
     info = info_json(config, results, tasks, state_names, action_names, old_episodes)
     if old_info:  # the first collection's settings stay; each appended one is listed after it
-        info["appended"] = old_info.get("appended", []) + [info["collection"]]
+        info["appended"] = old_info.get("appended", []) + [{**info["collection"], "superseded_episodes": superseded}]
         info["collection"] = old_info["collection"]
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     log.info("collect.done", episodes=len(results), frames=info["total_frames"])

@@ -32,6 +32,8 @@ STAGING = 0.35  # m out from an approach pose, where the planned path ends
 CARRY_TOP_PITCH = 1.15  # rad: a top-grasped object is carried with the hand this far from horizontal
 BALL_CARRY_PITCH = -0.25  # rad: negative tips the fingers up
 FINAL_SPEED = 0.15  # m/s on the last, straight stretch to an approach pose
+SEARCH_RATE = 0.6  # rad/s: look_for turns left at this rate until the object shows
+SEARCH_TILT = 0.45  # rad down: tables and floors from 1 to 4 m fill the head camera while searching
 
 
 @dataclass
@@ -114,11 +116,18 @@ def target_point(ctx: Context, target: str) -> np.ndarray:
 # ------------------------------------------------------------------------------ look_for
 @dataclass
 class LookFor(Skill):
-    """Turn the head, and the base when the head cannot turn far enough, until the object is in view.
+    """Search by turning one fixed way until the object shows, then turn the head (and base) onto it.
 
-    Pointed at the object for a while without seeing it (too far, or hidden), the robot walks
-    towards it; a sighting stops the walk. The object counts as found after three sightings in
-    a row with the base still and the head on it, so it stays in view when the skill ends.
+    The search uses nothing the cameras do not show: head centred at `SEARCH_TILT`, the base
+    turning left at `SEARCH_RATE`, whatever side the object is really on. Turning towards an
+    unseen object's true side (privileged state) would make the same observation be followed by
+    left turns in some demonstrations and right turns in others, and a policy regressed on both
+    turns neither way. After the first sighting, the object is in view and aiming at it is what
+    the frames show. After a whole turn without a sighting (too far, or hidden), the search falls
+    back on the privileged side: pointed at the object for a while without seeing it, the robot
+    walks towards it; a sighting stops the walk. The object counts as found after three
+    sightings in a row with the base still and the head on it, so it stays in view when the
+    skill ends.
     """
 
     obj: str = ""
@@ -131,8 +140,14 @@ class LookFor(Skill):
     last_base: np.ndarray | None = None
     walk_from: np.ndarray | None = None
     turning: bool = False
+    searching: bool = True
+    searched: float = 0.0  # rad turned while searching
 
     def _tick(self, ctx: Context) -> None:
+        if self.searching:
+            self._search(ctx)
+            if self.searching:
+                return
         p = target_point(ctx, self.obj)
         if self.walk is not None:
             self.walk.tick(ctx)
@@ -180,6 +195,20 @@ class LookFor(Skill):
                 self.done = True
         if self.phase_time > 18.0:
             self.fail("object never came into view")
+
+    def _search(self, ctx: Context) -> None:
+        hold_arms(ctx)
+        ctx.cmd.set_head(0.0, SEARCH_TILT)
+        ctx.cmd.base = np.array([0.0, 0.0, SEARCH_RATE])
+        self.searched += SEARCH_RATE * ctx.dt
+        looked = self.checks % 3 == 0
+        self.checks += 1
+        if looked and self.obj in ctx.visible():
+            self.searching = False
+        elif self.searched > 2 * math.pi + 0.5:
+            self.searching = False  # a whole turn and no sighting: walk towards where it really is
+        if not self.searching:
+            ctx.cmd.base = np.zeros(3)
 
 
 # --------------------------------------------------------------------------- navigate_to
