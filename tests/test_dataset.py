@@ -195,3 +195,25 @@ def test_append_adds_a_pick_from_where_the_robot_stands(small: Path, tmp_path: P
     assert bad.exit_code == 2 and "32x40" in " ".join(bad.output.split())
     none = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(tmp_path / "x"), "-n", "1", "--append"])
     assert none.exit_code == 2 and "no dataset" in none.output
+
+
+def test_supersede_retires_a_skills_earlier_episodes_from_training(small: Path, tmp_path: Path):
+    """After a change to how the expert performs a skill, `--append --supersede` re-records it:
+    the old episodes of that skill stay on disk but are marked, and no training item comes from them."""
+    import shutil
+
+    grown = tmp_path / "grown"
+    shutil.copytree(small, grown, ignore=shutil.ignore_patterns("cache"))
+    args = ["collect", "--scenario", "kitchen", "--out", str(grown), "-n", "1", "--seed", "901", "--arg", "object=red_cup",
+            "--image-size", "32x40", "--dart", "0", "--perturb", "0"]
+    alone = CliRunner().invoke(_app(), args + ["--supersede"])
+    assert alone.exit_code == 2 and "--append" in alone.output
+    result = CliRunner().invoke(_app(), args + ["--append", "--supersede"])
+    assert result.exit_code == 0, result.output
+    assert "2 earlier episodes" in " ".join(result.output.split())
+    info, episodes, _ = load_meta(grown)
+    assert [bool(e.get("superseded")) for e in episodes] == [True, True, False]
+    assert info["appended"][-1]["superseded_episodes"] == 2 and info["total_episodes"] == 3
+    ds = DemonstrationDataset(grown, chunk_size=8, include_failed=True)
+    assert {ds.episodes[e]["episode_index"] for e, _ in ds.items} == {2}
+    assert len(ds) == episodes[2]["length"]

@@ -179,3 +179,35 @@ def test_serve_a_drink_chain():
         assert world.privileged_state().holds("given(red_cup, person_1)")
     finally:
         world.close()
+
+
+@pytest.mark.slow
+def test_look_for_searches_the_same_way_whichever_side_the_object_is_on(kitchen: SimWorld):
+    """Before the first sighting, the expert's search may use only what the cameras show: it turns
+    left whether the unseen object lies to the left or to the right. Turning towards the true side
+    would teach a policy opposite turns for the same frames, and it would learn neither."""
+    import math
+
+    from policy.expert.skills import SEARCH_RATE
+
+    s = kitchen.controller.layout.slices
+    sides, turns = set(), []
+    for seed in range(6):
+        first: list[float] = []
+
+        def on_step(obs, action, first=first) -> None:
+            if not first:
+                st = kitchen.privileged_state(visibility=True)
+                x, y, yaw = st.robot.base
+                ox, oy, _ = st.objects["red_cup"].pos
+                bearing = math.atan2(math.sin(math.atan2(oy - y, ox - x) - yaw), math.cos(math.atan2(oy - y, ox - x) - yaw))
+                first.extend([bearing, float(action[s["base"]][2]), float("red_cup" in st.visible)])
+
+        out = run_episode(kitchen, "look_for", {"object": "red_cup"}, seed=seed, on_step=on_step)
+        assert out.success, out.reason
+        bearing, wz, seen = first
+        if not seen:
+            sides.add(bearing > 0)
+            turns.append(wz)
+    assert sides == {True, False}, "the seeds put the unseen cup on both sides"
+    assert turns and all(w == pytest.approx(SEARCH_RATE) for w in turns), turns
