@@ -17,6 +17,7 @@ from perception.static_map import StaticMap
 from scenarios.kinematics import GEOM_BOX, GEOM_CAPSULE, GEOM_CYLINDER, GEOM_SPHERE, Pose, RobotGeoms
 
 MAX_DEPTH = 8.0
+MIN_DEPTH = 0.05  # m: nearer than this is no measurement
 
 
 @dataclass
@@ -92,16 +93,19 @@ class CameraRegistration:
         """The camera pose with the mount correction applied."""
         return Pose(nominal.pos + nominal.rot @ self.trans, nominal.rot @ self.rot)
 
-    def update(self, cam_points: np.ndarray, valid: np.ndarray, nominal: Pose, static: StaticMap) -> None:
-        """Refine the correction from one frame's camera-frame points (H, W, 3)."""
+    def update(self, rays: np.ndarray, depth: np.ndarray, nominal: Pose, static: StaticMap) -> None:
+        """Refine the correction from one frame: unit-depth rays (H, W, 3) and depth (H, W).
+
+        Only every `stride`-th pixel is back-projected, and only on the frames that refine."""
         self._calls += 1
         if self._weight >= self.settle_after and self._calls % self.refresh_every:
             return  # settled: the mount does not move, so refresh only now and then
         if self._calls % self.every:
             return
         s = self.stride
-        q = cam_points[s // 2 :: s, s // 2 :: s].reshape(-1, 3).astype(np.float64)
-        q = q[valid[s // 2 :: s, s // 2 :: s].reshape(-1)]
+        d = depth[s // 2 :: s, s // 2 :: s]
+        q = (rays[s // 2 :: s, s // 2 :: s] * d[..., None]).reshape(-1, 3).astype(np.float64)
+        q = q[((d > MIN_DEPTH) & (d < MAX_DEPTH)).reshape(-1)]
         if len(q) < 50:
             return
         x = self._solve(q, nominal, static)

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import structlog
-from scipy import ndimage
 
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from perception.colours import CLASS_INDEX, NEUTRAL, ColourTable
 from perception.detection import Detection, PersonDetection, detect_objects, detect_people
-from perception.geometry import MAX_DEPTH, CameraRegistration, RayGrid, robot_mask, scaled_intrinsics, to_world
+from perception import kernels
+from perception.geometry import CameraRegistration, RayGrid, scaled_intrinsics
 from perception.predicates import object_predicates, robot_near_all
 from perception.static_map import StaticMap
 from perception.tracking import OPEN, Tracker
@@ -53,17 +53,6 @@ NEIGHBOURHOOD = 8
 """Grid pixels per side of the blocks within which neutral pixels count as parts of a coloured one."""
 
 
-def _near_blocks(mask: np.ndarray) -> np.ndarray:
-    """Pixels in or next to (8-connected) a NEIGHBOURHOOD-sized block holding any pixel of `mask`."""
-    h, w = mask.shape
-    b = NEIGHBOURHOOD
-    padded = np.zeros((-(-h // b) * b, -(-w // b) * b), dtype=bool)
-    padded[:h, :w] = mask
-    blocks = padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).any(axis=(1, 3))
-    grown = ndimage.binary_dilation(blocks, structure=np.ones((3, 3), dtype=bool))
-    return np.repeat(np.repeat(grown, b, axis=0), b, axis=1)[:h, :w]
-
-
 def foreground_colours(scenario: Scenario) -> frozenset[str]:
     """Colour names a pixel left after removing the static map can have in this scene:
     its objects' colours, their parts' neutral colours, people's skin and shirts."""
@@ -91,6 +80,7 @@ class Perception:
         self.rays = RayGrid(np.ascontiguousarray(full.rays[:: self.stride, :: self.stride]))
         self.K_grid = scaled_intrinsics(self.K, self.stride)
         self.colours = (colour_table or ColourTable.load()).restricted_to(foreground_colours(scenario))
+        self._static_arrays = kernels.StaticArrays.from_map(self.static)
         self.registration = CameraRegistration(stride=max(12 // self.stride, 1))
         self.tracker = Tracker(self.inventory)
         self.control_period = control_period
@@ -139,24 +129,12 @@ class Perception:
         rgb = obs["observation.images.head"][::st, ::st]
         depth_full = obs["observation.depth.head"]
         depth = depth_full[::st, ::st]
-        valid = (depth > 0.05) & (depth < MAX_DEPTH)
-        cam_points = self.rays.points(depth)
-        self.registration.update(cam_points, valid, frames.head_camera, self.static)
+        self.registration.update(self.rays.rays, depth, frames.head_camera, self.static)
         cam = self.registration.corrected(frames.head_camera)
         lap("registration")
-        labels = self.colours.classify(rgb)
-        interesting = valid & self._interesting[labels + 1]
-        neutral = self._neutral[labels + 1]
-        if neutral.any():
-            interesting &= ~neutral | _near_blocks(interesting & ~neutral)
-        idx = np.flatnonzero(interesting.reshape(-1))
-        # World points only where they matter (objects' colours, parts, skin).
-        q = cam_points.reshape(-1, 3)[idx]
-        points = np.zeros(cam_points.shape, dtype=np.float32)
-        points.reshape(-1, 3)[idx] = to_world(q, cam)
-        fg = np.zeros(interesting.shape, dtype=bool)
-        fg.reshape(-1)[idx[~self.static.is_static(points.reshape(-1, 3)[idx])]] = True
-        fg &= ~robot_mask(points, fg, frames.geoms)
+        # World points only where they matter (objects' colours, parts, skin); one compiled pass.
+        labels, points, fg = kernels.foreground(rgb, depth, self.rays.rays, self.colours.table, self._interesting,
+                                                self._neutral, NEIGHBOURHOOD, cam, self._static_arrays, frames.geoms)
         lap("foreground")
         people, person_mask = detect_people(points, labels, fg, self.static, self._people, stride=st)
         for pid, p in people.items():

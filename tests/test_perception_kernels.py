@@ -1,0 +1,104 @@
+"""The compiled per-pixel pass gives what the numpy reference functions give, frame by frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from perception import kernels
+from perception.evaluation import hold, set_head
+from perception.geometry import MAX_DEPTH, MIN_DEPTH, robot_mask, to_world
+from perception.perception import NEIGHBOURHOOD, Perception
+from scenarios.world import SimWorld
+
+
+def _near_blocks(mask: np.ndarray) -> np.ndarray:
+    """Pixels in or next to (8-connected) a NEIGHBOURHOOD-sized block holding any pixel of `mask`."""
+    h, w = mask.shape
+    b = NEIGHBOURHOOD
+    padded = np.zeros((-(-h // b) * b, -(-w // b) * b), dtype=bool)
+    padded[:h, :w] = mask
+    blocks = padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).any(axis=(1, 3))
+    grown = ndimage.binary_dilation(blocks, structure=np.ones((3, 3), dtype=bool))
+    return np.repeat(np.repeat(grown, b, axis=0), b, axis=1)[:h, :w]
+
+
+def reference(perception: Perception, obs: dict, cam) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel pass written with the numpy functions, as perception did before the kernel."""
+    st = perception.stride
+    rgb = obs["observation.images.head"][::st, ::st]
+    depth = obs["observation.depth.head"][::st, ::st]
+    frames = perception.kinematics.frames(np.asarray(obs["observation.state"]))
+    valid = (depth > MIN_DEPTH) & (depth < MAX_DEPTH)
+    cam_points = perception.rays.points(depth)
+    labels = perception.colours.classify(rgb)
+    interesting = valid & perception._interesting[labels + 1]
+    neutral = perception._neutral[labels + 1]
+    if neutral.any():
+        interesting &= ~neutral | _near_blocks(interesting & ~neutral)
+    idx = np.flatnonzero(interesting.reshape(-1))
+    points = np.zeros(cam_points.shape, dtype=np.float32)
+    points.reshape(-1, 3)[idx] = to_world(cam_points.reshape(-1, 3)[idx], cam)
+    fg = np.zeros(interesting.shape, dtype=bool)
+    fg.reshape(-1)[idx[~perception.static.is_static(points.reshape(-1, 3)[idx])]] = True
+    fg &= ~robot_mask(points, fg, frames.geoms)
+    return labels, points, fg
+
+
+def _frames(world: SimWorld) -> list[dict]:
+    """Frames looking around, and one with a hand raised into the view (the robot's own pixels)."""
+    out = []
+    for pan, tilt in ((0.0, 0.75), (0.35, 0.6), (-0.35, 0.85), (0.0, 0.3)):
+        set_head(world, pan, tilt)
+        out.append(hold(world, 1))
+    set_head(world, 0.0, 0.75)
+    out.append(hold(world, 12, ee={"right": np.array([0.45, -0.05, 0.95]), "left": np.array([0.4, 0.15, 0.85])}))
+    return out
+
+
+@pytest.mark.parametrize("scenario", ["kitchen", "living_room", "tidy_table", "distractors"])
+def test_compiled_pass_matches_the_numpy_reference(scenario: str):
+    world = SimWorld(scenario)
+    try:
+        world.reset(seed=3)
+        perception = Perception.for_world(world)
+        robot_pixels = 0
+        for obs in _frames(world):
+            perception.update(obs)
+            cam = perception.debug.camera
+            labels, points, fg = kernels.foreground(
+                obs["observation.images.head"][:: perception.stride, :: perception.stride],
+                obs["observation.depth.head"][:: perception.stride, :: perception.stride], perception.rays.rays,
+                perception.colours.table, perception._interesting, perception._neutral, NEIGHBOURHOOD, cam,
+                perception._static_arrays, perception.kinematics.frames(np.asarray(obs["observation.state"])).geoms)
+            ref_labels, ref_points, ref_fg = reference(perception, obs, cam)
+            np.testing.assert_array_equal(labels, ref_labels)
+            np.testing.assert_array_equal(points, ref_points)  # the same float32 operations in the same order
+            np.testing.assert_array_equal(fg, ref_fg)
+            off_static = points.any(axis=-1) & ~ref_fg
+            robot_pixels += int(np.count_nonzero(off_static))
+        assert robot_pixels > 0, "some interesting pixels were removed (static map or the robot's body)"
+    finally:
+        world.close()
+
+
+def test_the_kernel_removes_the_hands_in_front_of_the_camera():
+    """With both grippers held up before the head, their dark parts lie among the objects'
+    pixels: many kept pixels are the robot's own, and none of them may be foreground."""
+    world = SimWorld("kitchen")
+    try:
+        world.reset(seed=1)
+        perception = Perception.for_world(world)
+        obs = _frames(world)[-1]
+        perception.update(obs)
+        geoms = perception.kinematics.frames(np.asarray(obs["observation.state"])).geoms
+        _, points, fg = kernels.foreground(
+            obs["observation.images.head"][::2, ::2], obs["observation.depth.head"][::2, ::2], perception.rays.rays,
+            perception.colours.table, perception._interesting, perception._neutral, NEIGHBOURHOOD, perception.debug.camera,
+            perception._static_arrays, geoms)
+        own = robot_mask(points, points.any(axis=-1), geoms)
+        assert np.count_nonzero(own) > 200, "the hands are in view and kept as interesting"
+        assert not (fg & own).any()
+    finally:
+        world.close()
