@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
         actions: Annotated[str, typer.Option(help="relative: hand position and head targets are predicted as offsets "
                                              "from the observed hand pose and head angles (what ships); absolute: as recorded.")] = "relative",
+        init_from: Annotated[Path | None, typer.Option("--init-from", help="Fine-tune a trained policy folder (e.g. "
+                                                       "policy/checkpoints/default) instead of starting from scratch: its "
+                                                       "weights, normaliser and config (image size, chunk, actions) are kept.")] = None,
     ) -> None:
         """Train the VLA on action chunks; re-running the same command resumes where it stopped.
 
@@ -39,9 +42,6 @@ def register(app: typer.Typer) -> None:
         from policy.dataset import DemonstrationDataset
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
-        from policy.vla.training import TrainConfig
-        from policy.vla.training import train as train_loop
-
         try:
             h, w = (int(v) for v in image_size.lower().split("x"))
         except ValueError:
@@ -63,6 +63,9 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]error:[/] {dataset} has no successful episodes to learn from")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
+        if init_from is not None:
+            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device)
+            return
         pairs = ()
         if actions == "relative":
             pairs = relative_action_pairs(features["action"].get("names") or [], features["observation.state"].get("names") or [])
@@ -76,22 +79,66 @@ def register(app: typer.Typer) -> None:
             n_action_steps=min(10, chunk_size), relative_actions=pairs,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
-        tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                           warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
-                           save_every=max(1, min(500, steps // 4)))
-        console.print(f"{len(data)} frames from {len(data.episodes)} episodes; model {config.image_size} images, "
-                      f"{len(config.image_keys)} cameras, chunk {chunk_size}", highlight=False)
-        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-            bar = progress.add_task("train", total=steps, info="")
+        tcfg = _train_config(steps, batch_size, lr, seed, device)
+        _run(data, out, config, tcfg, processor)
 
-            def on_step(step: int, record: dict) -> None:
-                info = ""
-                if "loss" in record:
-                    info = f"loss {record['loss']:.3f}  {record['samples_per_s']:.0f} samples/s"
-                if "val_l1" in record:
-                    info += f"  val {record['val_l1']:.3f}"
-                progress.update(bar, completed=step, **({"info": info} if info else {}))
 
-            final = train_loop(data, out, config, tcfg, processor, on_step=on_step)
-        console.print(f"policy saved to {final}; metrics in {out / 'metrics.jsonl'}", highlight=False)
+def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str):
+    from policy.vla.training import TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                       warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
+                       save_every=max(1, min(500, steps // 4)))
+
+
+def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batch_size: int, lr: float, seed: int,
+               device: str) -> None:
+    """Continue training a saved policy on `data`, keeping its config and normaliser, so the
+    weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
+    from policy.vla import VLAPolicy
+
+    try:
+        base = VLAPolicy.from_pretrained(init_from)
+    except (FileNotFoundError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] --init-from {init_from}: {exc}")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    cfg = base.config
+    have = {"cameras": tuple(f"observation.images.{c}" for c in data.cameras), "state_dim": data.state[0].shape[1],
+            "action_dim": data.action[0].shape[1]}
+    want = {"cameras": tuple(cfg.image_keys), "state_dim": cfg.state_dim, "action_dim": cfg.action_dim}
+    for key in want:
+        if have[key] != want[key]:
+            err_console.print(f"[bold red]error:[/] --init-from {init_from} expects {key} {want[key]}, "
+                              f"but {dataset} has {have[key]}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+    if tuple(data.image_size or ()) != tuple(cfg.image_size) or data.chunk_size != cfg.chunk_size:
+        from policy.dataset import DemonstrationDataset
+
+        data = DemonstrationDataset(dataset, chunk_size=cfg.chunk_size, image_size=tuple(cfg.image_size))
+    console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
+                  f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
+    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device), base.processor,
+         init_weights=base.model.state_dict())
+
+
+def _run(data, out: Path, config, tcfg, processor, init_weights=None) -> None:
+    from policy.vla.training import train as train_loop
+
+    kept = len({e for e, _ in data.items})
+    console.print(f"{len(data)} frames from {kept} episodes (of {len(data.episodes)}: failed and superseded ones are "
+                  f"left out); model {tuple(config.image_size)} images, {len(config.image_keys)} cameras, "
+                  f"chunk {config.chunk_size}", highlight=False)
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+        bar = progress.add_task("train", total=tcfg.steps, info="")
+
+        def on_step(step: int, record: dict) -> None:
+            info = ""
+            if "loss" in record:
+                info = f"loss {record['loss']:.3f}  {record['samples_per_s']:.0f} samples/s"
+            if "val_l1" in record:
+                info += f"  val {record['val_l1']:.3f}"
+            progress.update(bar, completed=step, **({"info": info} if info else {}))
+
+        final = train_loop(data, out, config, tcfg, processor, on_step=on_step, init_weights=init_weights)
+    console.print(f"policy saved to {final}; metrics in {out / 'metrics.jsonl'}", highlight=False)

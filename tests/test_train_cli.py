@@ -59,3 +59,16 @@ def test_collect_train_and_act(tmp_path: Path):
     again = runner.invoke(app, args)  # resuming a finished run changes nothing
     assert again.exit_code == 0
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()][-1] == 6
+    # fine-tuning starts from the saved weights and keeps the saved config and normaliser
+    tuned = tmp_path / "tuned"
+    result = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(tuned), "--steps", "2", "--batch-size", "8",
+                                 "--lr", "1e-12", "--threads", "1", "--init-from", str(out / "pretrained")])
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning" in result.output and "(32, 40)" in result.output
+    child = VLAPolicy.from_pretrained(tuned / "pretrained")
+    assert child.config == policy.config
+    before, after = policy.model.state_dict(), child.model.state_dict()
+    assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in before), "a 1e-12 step moves nothing"
+    assert all(torch.equal(child.processor.stats[k], policy.processor.stats[k]) for k in policy.processor.stats)
+    bad = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(tmp_path / "x"), "--init-from", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a saved VLA checkpoint" in " ".join(bad.output.split())

@@ -140,13 +140,20 @@ def train(
     train_config: TrainConfig,
     processor: VLAProcessor,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    init_weights: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Train (or resume) and return the folder of the EMA policy saved with `save_pretrained`."""
+    """Train (or resume) and return the folder of the EMA policy saved with `save_pretrained`.
+
+    `init_weights` (a model state dict) starts a fine-tuning run from a trained policy instead
+    of a fresh initialisation; a resumed run's saved state takes precedence over it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = train_config
     device = resolve_device(cfg.device)
     _seed_everything(cfg.seed)
-    policy = VLAPolicy(vla_config, processor).to(device)
+    policy = VLAPolicy(vla_config, processor)
+    if init_weights is not None:
+        policy.model.load_state_dict(init_weights)
+    policy = policy.to(device)
     ema = AveragedModel(policy.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     opt = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
