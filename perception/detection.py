@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
+from perception import kernels
 from perception.colours import CLASS_INDEX, CLASSES, NEUTRAL
 from perception.geometry import bounds
 from perception.static_map import StaticMap, Surface
@@ -121,22 +121,9 @@ def detect_objects(points: np.ndarray, labels: np.ndarray, candidates: np.ndarra
     chromatic = [c for c in inventory if c not in NEUTRAL]
     neutral = [c for c in inventory if c in NEUTRAL]
     for colour in chromatic + neutral:
-        full = candidates & (labels == CLASS_INDEX[colour]) & ~used
-        rows, cols = np.nonzero(full)
-        if rows.size < min_pixels // 2:
+        count, groups = kernels.segments(candidates, labels, used, CLASS_INDEX[colour], min_segment)
+        if count < min_pixels // 2:
             continue
-        r0, c0 = rows.min(), cols.min()
-        mask = full[r0 : rows.max() + 1, c0 : cols.max() + 1]
-        comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
-        if n == 0:
-            continue
-        sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
-        slices = ndimage.find_objects(comp)
-        groups: list[np.ndarray] = []
-        for k in np.flatnonzero(sizes >= min_segment):
-            sl = slices[k]
-            rr, cc = np.nonzero(comp[sl] == k + 1)
-            groups.append(np.stack([rr + sl[0].start + r0, cc + sl[1].start + c0], 1))
         groups = _merge_and_split(groups, points, len(inventory[colour]), stride)
         for pix in groups:
             det = _measure(pix, points, labels, parts & ~used, static, colour, inventory[colour], camera_pos, neutral_ids, stride)

@@ -164,3 +164,77 @@ def _foreground(rgb, depth, rays, lut, interesting_lut, neutral_lut, any_neutral
             if not own:
                 fg[r, c] = True
     return labels, points, fg
+
+
+def segments(candidates: np.ndarray, labels: np.ndarray, used: np.ndarray, label: int,
+             min_segment: int) -> tuple[int, list[np.ndarray]]:
+    """8-connected segments of the candidate, not yet used pixels with colour class `label`.
+
+    Returns the number of such pixels and the segments of at least `min_segment` pixels, each
+    an (N, 2) int64 array of (row, col) in raster order, segments in the order of their first
+    pixel in raster order: what `scipy.ndimage.label` with a 3x3 structure, then `np.nonzero`
+    per component, gives (the reference in `tests/test_perception_kernels.py`), in one pass."""
+    count, pixels, starts = _segments(candidates, labels, used, np.int8(label), int(min_segment))
+    return int(count), [pixels[starts[k]:starts[k + 1]] for k in range(len(starts) - 1)]
+
+
+@njit(cache=True, nogil=True)
+def _find(parent, i):  # pragma: no cover - compiled
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _segments(candidates, labels, used, label, min_segment):  # pragma: no cover - compiled
+    h, w = labels.shape
+    ids = np.full((h, w), -1, np.int64)
+    parent = np.empty(h * w, np.int64)
+    n = 0
+    for r in range(h):
+        for c in range(w):
+            if not candidates[r, c] or labels[r, c] != label or used[r, c]:
+                continue
+            ids[r, c] = n
+            parent[n] = n
+            # join the already visited neighbours: left, and the three above
+            for dr, dc in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+                rr, cc = r + dr, c + dc
+                if rr >= 0 and 0 <= cc < w and ids[rr, cc] >= 0:
+                    a, b = _find(parent, n), _find(parent, ids[rr, cc])
+                    if a != b:
+                        if a < b:
+                            parent[b] = a
+                        else:
+                            parent[a] = b
+            n += 1
+    # roots are each component's first pixel in raster order (the smaller index always wins)
+    size = np.zeros(n, np.int64)
+    for i in range(n):
+        size[_find(parent, i)] += 1
+    rank = np.full(n, -1, np.int64)
+    kept = 0
+    for i in range(n):
+        if parent[i] == i and size[i] >= min_segment:
+            rank[i] = kept
+            kept += 1
+    starts = np.zeros(kept + 1, np.int64)
+    for i in range(n):
+        if rank[i] >= 0:
+            starts[rank[i] + 1] = size[i]
+    for k in range(kept):
+        starts[k + 1] += starts[k]
+    fill = starts[:-1].copy()
+    pixels = np.empty((starts[kept], 2), np.int64)
+    for r in range(h):
+        for c in range(w):
+            i = ids[r, c]
+            if i < 0:
+                continue
+            k = rank[_find(parent, i)]
+            if k >= 0:
+                pixels[fill[k], 0] = r
+                pixels[fill[k], 1] = c
+                fill[k] += 1
+    return n, pixels, starts

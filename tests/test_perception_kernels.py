@@ -102,3 +102,42 @@ def test_the_kernel_removes_the_hands_in_front_of_the_camera():
         assert not (fg & own).any()
     finally:
         world.close()
+
+
+def reference_segments(candidates: np.ndarray, labels: np.ndarray, used: np.ndarray, label: int,
+                       min_segment: int) -> tuple[int, list[np.ndarray]]:
+    """Segments as perception found them before the kernel: scipy labelling in the pixels' box."""
+    full = candidates & (labels == label) & ~used
+    rows, cols = np.nonzero(full)
+    if rows.size == 0:
+        return 0, []
+    r0, c0 = rows.min(), cols.min()
+    comp, n = ndimage.label(full[r0 : rows.max() + 1, c0 : cols.max() + 1], structure=np.ones((3, 3)))
+    sizes = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
+    slices = ndimage.find_objects(comp)
+    groups = []
+    for k in np.flatnonzero(sizes >= min_segment):
+        sl = slices[k]
+        rr, cc = np.nonzero(comp[sl] == k + 1)
+        groups.append(np.stack([rr + sl[0].start + r0, cc + sl[1].start + c0], 1))
+    return int(rows.size), groups
+
+
+def test_segments_match_scipy_labelling():
+    """Random label images, dense and sparse: same pixel count, same segments, same order."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(3, 70, 2))
+        labels = rng.integers(-1, 4, (h, w)).astype(np.int8)
+        candidates = rng.random((h, w)) < rng.uniform(0.3, 1.0)
+        used = rng.random((h, w)) < 0.1
+        for label in (-1, 0, 2):
+            for min_segment in (1, 3):
+                count, groups = kernels.segments(candidates, labels, used, label, min_segment)
+                ref_count, ref_groups = reference_segments(candidates, labels, used, label, min_segment)
+                assert count == ref_count and len(groups) == len(ref_groups)
+                for g, r in zip(groups, ref_groups):
+                    np.testing.assert_array_equal(g, r)
+                checked += len(groups)
+    assert checked > 1000
