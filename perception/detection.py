@@ -145,7 +145,7 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
     than one object — narrower than any two whole objects side by side; a segment wider
     than an object is split by k-means.
     """
-    boxes = [(g[:, 0].min(), g[:, 1].min(), g[:, 0].max(), g[:, 1].max()) for g in groups]
+    boxes = [(a[0], a[1], b[0], b[1]) for a, b in (bounds(g) for g in groups)]
     xyz = [points[g[:, 0], g[:, 1]] for g in groups]
     lo, hi = zip(*(bounds(p) for p in xyz)) if xyz else ((), ())
     parent = list(range(len(groups)))
@@ -170,11 +170,11 @@ def _merge_and_split(groups: list[np.ndarray], points: np.ndarray, expected: int
     out: list[np.ndarray] = []
     for m in merged.values():
         pix = np.concatenate([groups[i] for i in m])
-        pts = np.concatenate([xyz[i] for i in m])
-        span = np.ptp(pts[:, :2], axis=0).max() if len(pts) else 0.0
+        # the merged points' extent from the segments' bounds: the same numbers as np.ptp, no pass over the points
+        span = max(max(hi[i][a] for i in m) - min(lo[i][a] for i in m) for a in (0, 1))
         k = min(max(expected, 1), int(np.ceil(span / 0.1)))
         if span > 0.14 and k >= 2 and len(pix) >= 2 * max(MIN_PIXELS // stride**2, 4):
-            out.extend(_kmeans_split(pix, pts[:, :2], k))
+            out.extend(_kmeans_split(pix, np.concatenate([xyz[i] for i in m])[:, :2], k))
         else:
             out.append(pix)
     return [p for p in out if len(p) >= max(4 // stride**2, 1)]
