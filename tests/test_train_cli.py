@@ -72,3 +72,10 @@ def test_collect_train_and_act(tmp_path: Path):
     assert all(torch.equal(child.processor.stats[k], policy.processor.stats[k]) for k in policy.processor.stats)
     bad = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(tmp_path / "x"), "--init-from", str(tmp_path)])
     assert bad.exit_code == 2 and "not a saved VLA checkpoint" in " ".join(bad.output.split())
+    from policy.vla import VLAProcessor
+    from test_vla_model import TINY, fake_embedder
+
+    other = tmp_path / "other"
+    VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder)).save_pretrained(other)
+    mismatch = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(tmp_path / "y"), "--init-from", str(other)])
+    assert mismatch.exit_code == 2 and "expects state_dim 6" in " ".join(mismatch.output.split()), mismatch.output
