@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         from policy.dataset import DemonstrationDataset
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
+
         try:
             h, w = (int(v) for v in image_size.lower().split("x"))
         except ValueError:
