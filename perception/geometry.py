@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perception.static_map import StaticMap
-from scenarios.kinematics import GEOM_BOX, GEOM_CAPSULE, GEOM_CYLINDER, GEOM_SPHERE, Pose, RobotGeoms
+from scenarios.kinematics import Pose
 
 MAX_DEPTH = 8.0
 MIN_DEPTH = 0.05  # m: nearer than this is no measurement
@@ -32,10 +32,6 @@ class RayGrid:
         rx = (u - K[0, 2]) / K[0, 0]
         ry = -(v - K[1, 2]) / K[1, 1]
         return cls(np.stack([rx, ry, -np.ones_like(rx)], -1).astype(np.float32))
-
-    def points(self, depth: np.ndarray) -> np.ndarray:
-        """Camera-frame points (H, W, 3) of a depth image (metres along the optical axis)."""
-        return self.rays * depth[..., None]
 
 
 def project(K: np.ndarray, cam: Pose, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,56 +168,6 @@ def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     at N = 6000): this copy-then-reduce is what keeps the masks cheap."""
     cols = np.ascontiguousarray(points.T)
     return cols.min(axis=1), cols.max(axis=1)
-
-
-def to_world(q: np.ndarray, pose: Pose) -> np.ndarray:
-    """Frame points (N, 3) → world, written out per component (a BLAS call costs more at N x 3)."""
-    r = pose.rot.astype(np.float32)
-    t = pose.pos.astype(np.float32)
-    x, y, z = q[:, 0], q[:, 1], q[:, 2]
-    out = np.empty(q.shape, dtype=np.float32)
-    for k in range(3):
-        out[:, k] = x * r[k, 0] + y * r[k, 1] + z * r[k, 2] + t[k]
-    return out
-
-
-def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
-    """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
-
-    Per geom whose bounding sphere can reach the candidates: the points inside its bounding
-    cube, then the exact distance to its shape on those only (ellipsoids by their box). A loop
-    over the few nearby geoms costs less than gathering a rotation per (geom, point) pair.
-    """
-    hit = np.zeros(candidates.shape, dtype=bool)
-    idx = np.flatnonzero(candidates.reshape(-1))
-    if idx.size == 0:
-        return hit
-    p = points.reshape(-1, 3)[idx]
-    cols = np.ascontiguousarray(p.T)
-    lo, hi = cols.min(axis=1), cols.max(axis=1)
-    rad = geoms.radius + margin
-    near = np.flatnonzero(np.all((geoms.pos + rad[:, None] >= lo) & (geoms.pos - rad[:, None] <= hi), axis=1))
-    own = np.zeros(len(p), dtype=bool)
-    x, y, z = cols
-    for g in near:
-        c, r = geoms.pos[g], rad[g]
-        sel = np.flatnonzero((np.abs(x - c[0]) < r) & (np.abs(y - c[1]) < r) & (np.abs(z - c[2]) < r))
-        if sel.size == 0:
-            continue
-        local = (p[sel] - c.astype(np.float32)) @ geoms.rot[g].astype(np.float32)
-        size, kind = geoms.size[g], geoms.kind[g]
-        ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), np.abs(local[:, 2])
-        if kind == GEOM_SPHERE:
-            d = np.sqrt(ax**2 + ay**2 + az**2) - size[0]
-        elif kind == GEOM_CAPSULE:
-            d = np.sqrt(ax**2 + ay**2 + np.maximum(az - size[1], 0.0) ** 2) - size[0]
-        elif kind == GEOM_CYLINDER:
-            d = np.maximum(np.sqrt(ax**2 + ay**2) - size[0], az - size[1])
-        else:  # boxes, and ellipsoids by their box
-            d = np.maximum(np.maximum(ax - size[0], ay - size[1]), az - size[2])
-        own[sel[d < margin]] = True
-    hit.reshape(-1)[idx[own]] = True
-    return hit
 
 
 def scaled_intrinsics(K: np.ndarray, stride: int) -> np.ndarray:

@@ -3,9 +3,9 @@
 Labelling colours, back-projecting depth, removing the static map and the robot's own body
 were a dozen whole-image numpy operations and temporaries; at 120x160 pixels each costs
 more in dispatch and memory traffic than in arithmetic, and together they were half of an
-update. Here one loop visits each pixel once. The numpy functions they replace
-(`ColourTable.classify`, `geometry.to_world`, `StaticMap.is_static`, `geometry.robot_mask`)
-stay the reference: `tests/test_perception_kernels.py` checks that both give the same masks.
+update. Here one loop visits each pixel once. The numpy code it replaced (`ColourTable.classify`,
+back-projection, the static-map and robot-body tests) is kept as the reference in
+`tests/test_perception_kernels.py`, which checks that both give the same masks.
 Compiled code is cached beside this file (`cache=True`), so only the first run compiles.
 """
 
@@ -21,9 +21,9 @@ from perception.geometry import MAX_DEPTH, MIN_DEPTH
 from perception.static_map import RASTER_RES, StaticMap
 from scenarios.kinematics import GEOM_CAPSULE, GEOM_CYLINDER, GEOM_SPHERE, Pose, RobotGeoms
 
-FLOOR_MARGIN = 0.012  # as StaticMap.is_static's defaults
+FLOOR_MARGIN = 0.012  # m above the floor still counts as floor
 WALL_MARGIN = 0.015
-ROBOT_MARGIN = 0.015  # as geometry.robot_mask's default
+ROBOT_MARGIN = 0.015  # m from the robot's own geoms still counts as the robot
 
 
 @dataclass(frozen=True)

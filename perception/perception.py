@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import structlog
 
+from perception import kernels
 from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from perception.colours import CLASS_INDEX, NEUTRAL, ColourTable
 from perception.detection import Detection, PersonDetection, detect_objects, detect_people
-from perception import kernels
 from perception.geometry import CameraRegistration, RayGrid, scaled_intrinsics
 from perception.predicates import object_predicates, robot_near_all
 from perception.static_map import StaticMap

@@ -166,35 +166,6 @@ class StaticMap:
         self._layers = [(np.ascontiguousarray(raster[..., k, 0]).reshape(-1), np.ascontiguousarray(raster[..., k, 1]).reshape(-1))
                         for k in range(RASTER_LAYERS)]
 
-    def _cells(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        assert self._raster is not None and self._origin is not None
-        ij = np.floor((xy - self._origin) / RASTER_RES).astype(np.int32)
-        np.clip(ij[:, 0], 0, self._raster.shape[0] - 1, out=ij[:, 0])
-        np.clip(ij[:, 1], 0, self._raster.shape[1] - 1, out=ij[:, 1])
-        return ij[:, 0], ij[:, 1]
-
-    def is_static(self, points: np.ndarray, floor_margin: float = 0.012, wall_margin: float = 0.015) -> np.ndarray:
-        """Which world points (N, 3) belong to the floor, walls or furniture solids.
-
-        Floor and walls are most pixels and need no look-up; the rest are tested against the
-        raster only where a cell holds furniture, one z-interval layer at a time (gathering
-        (N, layers, 2) blocks and reducing their short axis costs several times more)."""
-        assert self._raster is not None
-        x, y, z = points[:, 0], points[:, 1], points[:, 2]
-        hx, hy = self.room[0] / 2 - wall_margin, self.room[1] / 2 - wall_margin
-        out = (z < floor_margin) | (np.abs(x) > hx) | (np.abs(y) > hy) | (z > self.wall_height - 0.05)
-        rest = np.flatnonzero(~out)
-        i, j = self._cells(points[rest, :2])
-        flat = i * self._raster.shape[1] + j
-        occupied = self._occupied[flat]
-        rest, flat = rest[occupied], flat[occupied]
-        zr = z[rest]
-        hit = np.zeros(len(rest), dtype=bool)
-        for lo, hi in self._layers:
-            hit |= (zr >= lo[flat]) & (zr <= hi[flat])  # NaN (no interval) compares false
-        out[rest] = hit
-        return out
-
     def support_below(self, xy: np.ndarray, z: float, tolerance: float = 0.03) -> Surface:
         """The highest surface under (x, y) whose top is at or below z + tolerance (the floor at worst)."""
         best: Surface | None = None

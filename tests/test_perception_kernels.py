@@ -1,4 +1,7 @@
-"""The compiled per-pixel pass gives what the numpy reference functions give, frame by frame."""
+"""The compiled per-pixel pass gives what the numpy reference functions give, frame by frame.
+
+The references below are how perception did this before `perception.kernels`: whole-image
+numpy operations, kept here (and only here) to check the kernels against."""
 
 from __future__ import annotations
 
@@ -8,9 +11,81 @@ from scipy import ndimage
 
 from perception import kernels
 from perception.evaluation import hold, set_head
-from perception.geometry import MAX_DEPTH, MIN_DEPTH, robot_mask, to_world
+from perception.geometry import MAX_DEPTH, MIN_DEPTH
 from perception.perception import NEIGHBOURHOOD, Perception
+from perception.static_map import RASTER_RES, StaticMap
+from scenarios.kinematics import GEOM_CAPSULE, GEOM_CYLINDER, GEOM_SPHERE, Pose, RobotGeoms
 from scenarios.world import SimWorld
+
+
+def to_world(q: np.ndarray, pose: Pose) -> np.ndarray:
+    """Frame points (N, 3) → world, written out per component (a BLAS call costs more at N x 3)."""
+    r = pose.rot.astype(np.float32)
+    t = pose.pos.astype(np.float32)
+    x, y, z = q[:, 0], q[:, 1], q[:, 2]
+    out = np.empty(q.shape, dtype=np.float32)
+    for k in range(3):
+        out[:, k] = x * r[k, 0] + y * r[k, 1] + z * r[k, 2] + t[k]
+    return out
+
+
+def robot_mask(points: np.ndarray, candidates: np.ndarray, geoms: RobotGeoms, margin: float = 0.015) -> np.ndarray:
+    """Which candidate pixels (H, W) show the robot's own body (within `margin` of its geoms).
+
+    Per geom whose bounding sphere can reach the candidates: the points inside its bounding
+    cube, then the exact distance to its shape on those only (ellipsoids by their box). A loop
+    over the few nearby geoms costs less than gathering a rotation per (geom, point) pair.
+    """
+    hit = np.zeros(candidates.shape, dtype=bool)
+    idx = np.flatnonzero(candidates.reshape(-1))
+    if idx.size == 0:
+        return hit
+    p = points.reshape(-1, 3)[idx]
+    cols = np.ascontiguousarray(p.T)
+    lo, hi = cols.min(axis=1), cols.max(axis=1)
+    rad = geoms.radius + margin
+    near = np.flatnonzero(np.all((geoms.pos + rad[:, None] >= lo) & (geoms.pos - rad[:, None] <= hi), axis=1))
+    own = np.zeros(len(p), dtype=bool)
+    x, y, z = cols
+    for g in near:
+        c, r = geoms.pos[g], rad[g]
+        sel = np.flatnonzero((np.abs(x - c[0]) < r) & (np.abs(y - c[1]) < r) & (np.abs(z - c[2]) < r))
+        if sel.size == 0:
+            continue
+        local = (p[sel] - c.astype(np.float32)) @ geoms.rot[g].astype(np.float32)
+        size, kind = geoms.size[g], geoms.kind[g]
+        ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), np.abs(local[:, 2])
+        if kind == GEOM_SPHERE:
+            d = np.sqrt(ax**2 + ay**2 + az**2) - size[0]
+        elif kind == GEOM_CAPSULE:
+            d = np.sqrt(ax**2 + ay**2 + np.maximum(az - size[1], 0.0) ** 2) - size[0]
+        elif kind == GEOM_CYLINDER:
+            d = np.maximum(np.sqrt(ax**2 + ay**2) - size[0], az - size[1])
+        else:  # boxes, and ellipsoids by their box
+            d = np.maximum(np.maximum(ax - size[0], ay - size[1]), az - size[2])
+        own[sel[d < margin]] = True
+    hit.reshape(-1)[idx[own]] = True
+    return hit
+
+
+def is_static(static: StaticMap, points: np.ndarray, floor_margin: float = 0.012, wall_margin: float = 0.015) -> np.ndarray:
+    """Which world points (N, 3) belong to the floor, walls or furniture solids (StaticMap's raster)."""
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    hx, hy = static.room[0] / 2 - wall_margin, static.room[1] / 2 - wall_margin
+    out = (z < floor_margin) | (np.abs(x) > hx) | (np.abs(y) > hy) | (z > static.wall_height - 0.05)
+    rest = np.flatnonzero(~out)
+    ij = np.floor((points[rest, :2] - static._origin) / RASTER_RES).astype(np.int32)
+    np.clip(ij[:, 0], 0, static._raster.shape[0] - 1, out=ij[:, 0])
+    np.clip(ij[:, 1], 0, static._raster.shape[1] - 1, out=ij[:, 1])
+    flat = ij[:, 0] * static._raster.shape[1] + ij[:, 1]
+    occupied = static._occupied[flat]
+    rest, flat = rest[occupied], flat[occupied]
+    zr = z[rest]
+    hit = np.zeros(len(rest), dtype=bool)
+    for lo, hi in static._layers:
+        hit |= (zr >= lo[flat]) & (zr <= hi[flat])  # NaN (no interval) compares false
+    out[rest] = hit
+    return out
 
 
 def _near_blocks(mask: np.ndarray) -> np.ndarray:
@@ -31,7 +106,7 @@ def reference(perception: Perception, obs: dict, cam) -> tuple[np.ndarray, np.nd
     depth = obs["observation.depth.head"][::st, ::st]
     frames = perception.kinematics.frames(np.asarray(obs["observation.state"]))
     valid = (depth > MIN_DEPTH) & (depth < MAX_DEPTH)
-    cam_points = perception.rays.points(depth)
+    cam_points = perception.rays.rays * depth[..., None]
     labels = perception.colours.classify(rgb)
     interesting = valid & perception._interesting[labels + 1]
     neutral = perception._neutral[labels + 1]
@@ -41,7 +116,7 @@ def reference(perception: Perception, obs: dict, cam) -> tuple[np.ndarray, np.nd
     points = np.zeros(cam_points.shape, dtype=np.float32)
     points.reshape(-1, 3)[idx] = to_world(cam_points.reshape(-1, 3)[idx], cam)
     fg = np.zeros(interesting.shape, dtype=bool)
-    fg.reshape(-1)[idx[~perception.static.is_static(points.reshape(-1, 3)[idx])]] = True
+    fg.reshape(-1)[idx[~is_static(perception.static, points.reshape(-1, 3)[idx])]] = True
     fg &= ~robot_mask(points, fg, frames.geoms)
     return labels, points, fg
 
