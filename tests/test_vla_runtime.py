@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from policy.vla import VLAConfig, VLAPolicy, VLAProcessor
-from policy.vla.optimise import (AGREEMENT_TOLERANCE, OptimisedPolicy, VariantUnavailable, agreement, build_variant,
+from policy.vla.optimise import (AGREEMENT_TOLERANCE, GPU_VARIANTS, OptimisedPolicy, VariantUnavailable, agreement, build_variant,
                                  cuda_available)
 from policy.vla.runtime import AsyncChunkRunner, RecedingHorizonExecutor, TemporalEnsembleExecutor, make_executor
 from tests.test_vla_model import TINY, batch, fake_embedder
@@ -277,13 +277,13 @@ def test_onnx_variant_is_reported_unavailable_without_onnxruntime():
         assert a.max_rel_std <= AGREEMENT_TOLERANCE["onnx"]
 
 
-@pytest.mark.parametrize("name", ["fp16-cuda", "bf16-cuda"])
-def test_gpu_half_precision_variant(name):
+@pytest.mark.parametrize("name", GPU_VARIANTS)
+def test_gpu_variant_agrees_with_float32(name):
     policy, obs = tiny_policy()
     if not cuda_available():
         with pytest.raises(VariantUnavailable, match="no CUDA device"):
             build_variant(policy.model, name)
-        pytest.skip("no GPU: the half-precision path is checked where CUDA is present")
+        pytest.skip("no GPU: the CUDA variants are checked where CUDA is present")
     try:  # pragma: no cover - GPU machines
         opt = OptimisedPolicy.build(policy, name)
     except VariantUnavailable as exc:  # e.g. no bf16 on an old GPU
@@ -343,3 +343,13 @@ def test_bench_policy_reports_a_missing_lerobot_env(monkeypatch, tmp_path):
                                             "--with-lerobot", "--lerobot-python", str(tmp_path / "nope" / "python")])
     assert result.exit_code == 0, result.output
     assert "LeRobot ACT not measured" in result.output
+
+
+def test_cuda_graph_variant_refuses_another_batch_size():
+    policy, obs = tiny_policy()
+    if not cuda_available():
+        pytest.skip("no GPU: the CUDA graph variant is checked where CUDA is present")
+    opt = OptimisedPolicy.build(policy, "bf16-cuda-graph")  # pragma: no cover - GPU machines
+    stacked = {k: np.stack([o[k] for o in obs[:2]]) if k != "task" else obs[0][k] for k in obs[0]}  # pragma: no cover
+    with pytest.raises(ValueError, match="captured for images of shape"):  # pragma: no cover
+        opt.predict_action_chunk(stacked)

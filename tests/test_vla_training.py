@@ -77,3 +77,44 @@ def test_training_resumes_where_it_stopped(tmp_path: Path):
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 12, "the second run continued from step 8, not from 0"
     assert torch.load(out / "training_state.pt", weights_only=False)["step"] == 12
+
+
+def _reference_augment(x: torch.Tensor, shift: int, gen: torch.Generator, brightness: float) -> torch.Tensor:
+    """Per-sample crop in a plain loop: the gather in `augment` must select the same pixels."""
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (shift,) * 4, mode="replicate")
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+    out = torch.stack([padded[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w] for i in range(b)])
+    scale = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * brightness
+    return (out * scale).clamp(0, 1)
+
+
+def test_augment_shifts_each_sample_and_is_seeded():
+    from policy.vla.training import augment
+
+    x = torch.rand(5, 3, 12, 16, generator=torch.Generator().manual_seed(1))
+    got = augment({"cam": x, "task": ["t"] * 5}, ("cam",), 3, 0.2, torch.Generator().manual_seed(7))["cam"]
+    want = _reference_augment(x, 3, torch.Generator().manual_seed(7), 0.2)
+    assert got.shape == x.shape and torch.equal(got, want)
+    again = augment({"cam": x}, ("cam",), 3, 0.2, torch.Generator().manual_seed(7))["cam"]
+    assert torch.equal(got, again), "same generator seed, same augmentation"
+    assert not torch.equal(got, x), "the images were changed"
+    uint8 = (x * 255).to(torch.uint8).permute(0, 2, 3, 1)  # channels-last uint8, as a camera gives
+    assert augment({"cam": uint8}, ("cam",), 0, 0.0, torch.Generator())["cam"].shape == x.shape
+
+
+def test_training_and_inference_on_a_gpu_match_the_cpu(tmp_path: Path):
+    if not torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("no GPU: training on CUDA is checked where CUDA is present")
+    data = ToyEpisodes()  # pragma: no cover - GPU machines
+    folder = train(data, tmp_path / "gpu", TINY, CFG.model_copy(update={"device": "cuda"}), VLAProcessor(TINY, text_embedder=fake_embedder))
+    lines = [json.loads(x) for x in (tmp_path / "gpu" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in lines if "loss" in r) and any("val_l1" in r for r in lines)
+    cpu = VLAPolicy.from_pretrained(folder, text_embedder=fake_embedder)
+    gpu = VLAPolicy.from_pretrained(folder, text_embedder=fake_embedder).to("cuda")
+    obs = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data[0].items() if k not in ("action", "action_is_pad")}
+    a, b = cpu.predict_action_chunk(obs), gpu.predict_action_chunk(obs)
+    assert np.allclose(a, b, atol=1e-3 * (1 + np.abs(a).max())), np.abs(a - b).max()

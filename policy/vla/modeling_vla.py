@@ -122,12 +122,14 @@ class VLAPolicy(nn.Module):
         self._queue.clear()
 
     def _inputs(self, obs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Model inputs (images, normalised state, text) and the raw state relative actions are anchored at."""
-        images = self.processor.images(obs)
-        raw = self.processor.raw_state(obs)
+        """Model inputs (images, normalised state, text) and the raw state relative actions are
+        anchored at, all on the model's device (observations arrive on the CPU, as the world gives them)."""
+        device = next(self.model.parameters()).device
+        images = self.processor.images(obs).to(device, non_blocking=True)
+        raw = self.processor.raw_state(obs).to(device, non_blocking=True)
         if images.shape[0] != raw.shape[0]:
             raise ValueError(f"batch sizes differ: images {images.shape[0]}, state {raw.shape[0]}")
-        text = self.processor.tasks(obs, raw.shape[0])
+        text = self.processor.tasks(obs, raw.shape[0]).to(device, non_blocking=True)
         return images, self.processor.normalise_state(raw), text, raw
 
     @torch.inference_mode()
@@ -137,7 +139,7 @@ class VLAPolicy(nn.Module):
         self.eval()
         try:
             images, state, text, raw = self._inputs(obs)
-            chunk = self.processor.unnormalise_action(self.model(images, state, text), raw).numpy()
+            chunk = self.processor.unnormalise_action(self.model(images, state, text), raw).cpu().numpy()
         finally:
             self.train(was_training)
         single = np.asarray(obs[self.processor.config.image_keys[0]]).ndim == 3
@@ -153,11 +155,12 @@ class VLAPolicy(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end."""
         images, state, text, raw = self._inputs(batch)
-        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32), raw)
+        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")
         pad = batch.get("action_is_pad")
-        valid = torch.ones(target.shape[:2], dtype=torch.bool) if pad is None else ~torch.as_tensor(pad, dtype=torch.bool)
+        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device) if pad is None else \
+            ~torch.as_tensor(pad, dtype=torch.bool, device=target.device)
         pred = self.model(images, state, text)
         err = (pred - target).abs().mean(-1)
         loss = (err * valid).sum() / valid.sum().clamp(min=1)

@@ -10,7 +10,11 @@ instruction embedding are shared with the float model):
 - `int8`: dynamic int8 quantisation of the Linear layers (`torch.ao.quantization.quantize_dynamic`:
   weights int8, activations quantised per batch at run time; convolutions stay float);
 - `onnx`: ONNX Runtime on CPU, only when `onnxruntime` is importable (it is not a dependency);
-- `fp16-cuda` / `bf16-cuda`: CUDA autocast, only when a GPU is present.
+- `float32-cuda`: the eager float32 model on the GPU (what the GPU alone buys);
+- `fp16-cuda` / `bf16-cuda`: CUDA autocast, only when a GPU is present;
+- `bf16-cuda-graph`: bf16 autocast captured once in a CUDA graph and replayed. At batch 1 this
+  model is a few hundred small kernels, so launch overhead, not arithmetic, bounds the eager GPU
+  variants; a graph replays them with one launch.
 
 `build_variant` raises `VariantUnavailable` with the reason when a variant cannot run here, so a
 benchmark reports why instead of failing. `agreement` measures the largest action difference
@@ -38,7 +42,7 @@ from policy.vla.modeling_vla import VLAModel, VLAPolicy
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CPU_VARIANTS = ("float32", "compile", "int8", "onnx")
-GPU_VARIANTS = ("fp16-cuda", "bf16-cuda")
+GPU_VARIANTS = ("float32-cuda", "fp16-cuda", "bf16-cuda", "bf16-cuda-graph")
 ALL_VARIANTS = CPU_VARIANTS + GPU_VARIANTS
 
 
@@ -174,20 +178,61 @@ def _onnx(model: VLAModel) -> Variant:
     return Variant("onnx", run, "cpu", f"ONNX Runtime {ort.__version__}")  # pragma: no cover
 
 
+def _on_gpu(model: VLAModel, dtype: torch.dtype) -> VLAModel:
+    if not cuda_available():
+        raise VariantUnavailable("no CUDA device here (this torch build or machine has no GPU)")
+    if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise VariantUnavailable("this GPU does not support bfloat16")
+    return _frozen_copy(model).to("cuda")
+
+
 def _cuda(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
+    """Eager on the GPU: float32 as it is, half precisions under autocast."""
+
     def build(model: VLAModel) -> Variant:
-        if not cuda_available():
-            raise VariantUnavailable("no CUDA device here (this torch build or machine has no GPU)")
-        if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
-            raise VariantUnavailable("this GPU does not support bfloat16")
-        m = _frozen_copy(model).to("cuda")
+        m = _on_gpu(model, dtype)
 
         def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cuda", dtype=dtype):
+            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not torch.float32):
                 out = m(images.to("cuda", non_blocking=True), state.to("cuda", non_blocking=True), text.to("cuda", non_blocking=True))
             return out.float().cpu()
 
-        return Variant(name, run, "cuda", f"CUDA autocast {dtype}")
+        note = "eager float32 on the GPU" if dtype is torch.float32 else f"CUDA autocast {dtype}"
+        return Variant(name, run, "cuda", note)
+
+    return build
+
+
+def _cuda_graph(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
+    """Autocast captured in a CUDA graph over static batch-1 buffers (PyTorch's whole-network
+    capture recipe: warm up on a side stream, capture with the autocast cache off, replay)."""
+
+    def build(model: VLAModel) -> Variant:
+        m = _on_gpu(model, dtype)
+        static = [t.to("cuda") for t in _example_inputs(model)]
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.inference_mode():
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side), torch.autocast("cuda", dtype=dtype, cache_enabled=False):
+                    for _ in range(3):
+                        m(*static)
+                torch.cuda.current_stream().wait_stream(side)
+                with torch.cuda.graph(graph), torch.autocast("cuda", dtype=dtype, cache_enabled=False):
+                    out = m(*static)
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            raise VariantUnavailable(f"CUDA graph capture failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+        def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+            if images.shape != static[0].shape:
+                raise ValueError(f"{name} is captured for images of shape {tuple(static[0].shape)}, got {tuple(images.shape)}")
+            for buf, x in zip(static, (images, state, text)):
+                buf.copy_(x, non_blocking=True)
+            graph.replay()
+            return out.float().cpu()
+
+        return Variant(name, run, "cuda", f"CUDA graph of autocast {dtype}, batch 1")
 
     return build
 
@@ -197,8 +242,10 @@ _BUILDERS: dict[str, Callable[[VLAModel], Variant]] = {
     "compile": _compile,
     "int8": _int8,
     "onnx": _onnx,
+    "float32-cuda": _cuda(torch.float32, "float32-cuda"),
     "fp16-cuda": _cuda(torch.float16, "fp16-cuda"),
     "bf16-cuda": _cuda(torch.bfloat16, "bf16-cuda"),
+    "bf16-cuda-graph": _cuda_graph(torch.bfloat16, "bf16-cuda-graph"),
 }
 
 
@@ -264,4 +311,5 @@ def agreement(reference: VLAPolicy, candidate: Any, observations: Sequence[Mappi
 
 
 # Tolerances the tests and the benchmark hold each variant to (max |diff| / action std).
-AGREEMENT_TOLERANCE = {"float32": 0.0, "compile": 1e-3, "onnx": 1e-3, "int8": 0.05, "fp16-cuda": 0.02, "bf16-cuda": 0.05}
+AGREEMENT_TOLERANCE = {"float32": 0.0, "compile": 1e-3, "onnx": 1e-3, "int8": 0.05, "float32-cuda": 5e-3, "fp16-cuda": 0.02, "bf16-cuda": 0.05,
+                       "bf16-cuda-graph": 0.05}

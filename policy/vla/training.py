@@ -88,7 +88,10 @@ def split_by_episode(dataset: Dataset, fraction: float, seed: int) -> tuple[Subs
 
 
 def augment(batch: dict[str, Any], image_keys: tuple[str, ...], shift: int, brightness: float, gen: torch.Generator) -> dict[str, Any]:
-    """Random shift (replicate-pad, random crop) and brightness jitter, per sample and camera."""
+    """Random shift (replicate-pad, random crop) and brightness jitter, per sample and camera.
+
+    The draws come from `gen` on the CPU, so a seed gives the same augmentation on any device;
+    the crop is one gather on the images' own device (a GPU run augments on the GPU)."""
     out = dict(batch)
     for key in image_keys:
         x = torch.as_tensor(batch[key])
@@ -96,15 +99,17 @@ def augment(batch: dict[str, Any], image_keys: tuple[str, ...], shift: int, brig
         if channels_last:
             x = x.permute(0, 3, 1, 2)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        b, _, h, w = x.shape
+        b, c, h, w = x.shape
         if shift > 0:
             padded = torch.nn.functional.pad(x, (shift,) * 4, mode="replicate")
-            dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-            dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-            x = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+            dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen).to(x.device)
+            dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen).to(x.device)
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            x = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
         if brightness > 0:
             scale = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * brightness
-            x = (x * scale).clamp(0, 1)
+            x = (x * scale.to(x.device)).clamp(0, 1)
         out[key] = x
     return out
 
@@ -183,8 +188,8 @@ def train(
         for batch in loader:
             if step >= cfg.steps:
                 break
+            batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             batch = augment(batch, vla_config.image_keys, cfg.augment_shift, cfg.augment_brightness, gen)
-            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             loss, info = policy(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -226,7 +231,7 @@ def validate(policy: VLAPolicy, ema: AveragedModel, val_set: Dataset, cfg: Train
     for i, batch in enumerate(loader):
         if i >= cfg.val_batches:
             break
-        loss, _ = policy(batch)
+        loss, _ = policy(batch)  # _inputs moves the batch to the model's device
         losses.append(float(loss))
     policy.model.load_state_dict(live)
     policy.train()
