@@ -134,7 +134,7 @@ class SyntheticEpisodes:
         return item
 
 
-def training_throughput(device: str, steps: int, batch: int, workdir: Path) -> dict[str, Any]:
+def training_throughput(device: str, steps: int, batch: int, workdir: Path, deterministic: bool = True) -> dict[str, Any]:
     from policy.vla import VLAProcessor
     from policy.vla.benchmark import stand_in_embedder
     from policy.vla.configuration_vla import VLAConfig
@@ -145,14 +145,14 @@ def training_throughput(device: str, steps: int, batch: int, workdir: Path) -> d
     stats = VLAProcessor.fit(cfg, data.state.numpy(), data.action[:, 0].numpy(), text_embedder=stand_in_embedder()).stats
     processor = VLAProcessor(cfg, stats, text_embedder=stand_in_embedder())
     tc = TrainConfig(steps=steps, batch_size=batch, warmup_steps=min(50, steps // 2), log_every=max(1, steps // 4), eval_every=10**6,
-                     save_every=10**6, val_fraction=0.05, device=device)
-    out = workdir / f"train_{device}_{batch}"
+                     save_every=10**6, val_fraction=0.05, device=device, deterministic=deterministic)
+    out = workdir / f"train_{device}_{batch}_{'det' if deterministic else 'fast'}"
     t0 = time.perf_counter()
     train(data, out, cfg, tc, processor)
     wall = time.perf_counter() - t0
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in lines if "samples_per_s" in r][-1]
-    return {"device": device, "batch": batch, "steps": steps, "samples_per_s": round(last["samples_per_s"], 1), "wall_s": round(wall, 1),
+    return {"device": device, "batch": batch, "deterministic": deterministic, "steps": steps, "samples_per_s": round(last["samples_per_s"], 1), "wall_s": round(wall, 1),
             "final_loss": round(last["loss"], 4)}
 
 
@@ -177,16 +177,16 @@ def run(observations: Path | None, out: Path, device: str, bench_calls: int) -> 
         if observations is not None:
             report["shipped_agreement"] = shipped_agreement(observations, cuda_variants)
             print(_table(report["shipped_agreement"], ["variant", "observations", "max_abs", "max_rel_std", "mean_abs", "tolerance", "within", "unavailable"]), flush=True)
-    runs = [("cuda", 400, 64), ("cuda", 200, 256), ("cpu", 30, 64)] if device == "cuda" else [("cpu", 30, 64)]
+    runs = [("cuda", 400, 64, True), ("cuda", 400, 64, False), ("cuda", 200, 256, True), ("cpu", 30, 64, True)] if device == "cuda" else [("cpu", 30, 64, True)]
     report["training"] = []
-    for dev, steps, batch in runs:
+    for dev, steps, batch, det in runs:
         try:
-            report["training"].append(training_throughput(dev, steps, batch, out / "work"))
+            report["training"].append(training_throughput(dev, steps, batch, out / "work", det))
         except Exception as exc:  # noqa: BLE001 - reported in the table
             report["training"].append({"device": dev, "batch": batch, "error": f"{type(exc).__name__}: {exc}"[:300]})
         print(report["training"][-1], flush=True)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(_table(report["training"], ["device", "batch", "steps", "samples_per_s", "wall_s", "final_loss", "error"]))
+    print(_table(report["training"], ["device", "batch", "deterministic", "steps", "samples_per_s", "wall_s", "final_loss", "error"]))
 
 
 def main() -> None:

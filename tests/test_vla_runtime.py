@@ -244,8 +244,6 @@ def test_cpu_variant_agrees_with_float32(name):
     a = agreement(policy, opt, obs)
     assert a.n_obs == 4 and a.variant == name
     assert a.max_rel_std <= AGREEMENT_TOLERANCE[name], a
-    if name == "float32":
-        assert a.max_abs == 0.0
     # the LeRobot interface works on the variant too
     opt.reset()
     assert opt.select_action(obs[0]).shape == (TINY.action_dim,)

@@ -164,12 +164,15 @@ def _onnx(model: VLAModel) -> Variant:
     m = _frozen_copy(model)  # pragma: no cover
     buf = io.BytesIO()  # pragma: no cover
     try:  # pragma: no cover
-        torch.onnx.export(m, _example_inputs(model), buf, input_names=["images", "state", "text"], output_names=["chunk"], opset_version=17)
+        torch.onnx.export(m, _example_inputs(model), buf, input_names=["images", "state", "text"], output_names=["chunk"], opset_version=18)
     except Exception as exc:  # noqa: BLE001  # pragma: no cover
         raise VariantUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
     opts = ort.SessionOptions()  # pragma: no cover
     opts.intra_op_num_threads = torch.get_num_threads()  # pragma: no cover
-    session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])  # pragma: no cover
+    try:  # pragma: no cover
+        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - an exporter/runtime version mismatch is reported, not fatal
+        raise VariantUnavailable(f"ONNX Runtime refused the exported model: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
     def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         out = session.run(None, {"images": images.numpy(), "state": state.numpy(), "text": text.numpy()})[0]
@@ -228,7 +231,7 @@ def _cuda_graph(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
             if images.shape != static[0].shape:
                 raise ValueError(f"{name} is captured for images of shape {tuple(static[0].shape)}, got {tuple(images.shape)}")
             for buf, x in zip(static, (images, state, text)):
-                buf.copy_(x, non_blocking=True)
+                buf.copy_(x.contiguous())  # the processor's images can be a transposed view
             graph.replay()
             return out.float().cpu()
 
@@ -310,6 +313,7 @@ def agreement(reference: VLAPolicy, candidate: Any, observations: Sequence[Mappi
     return Agreement(name, float(d.max()), float((d / std).max()), float(d.mean()), len(observations))
 
 
-# Tolerances the tests and the benchmark hold each variant to (max |diff| / action std).
-AGREEMENT_TOLERANCE = {"float32": 0.0, "compile": 1e-3, "onnx": 1e-3, "int8": 0.05, "float32-cuda": 5e-3, "fp16-cuda": 0.02, "bf16-cuda": 0.05,
+# Tolerances the tests and the benchmark hold each variant to (max |diff| / action std). float32 is a
+# frozen copy of the same model: equal up to the order CPU kernels reduce in (4e-7 seen on 16 cores).
+AGREEMENT_TOLERANCE = {"float32": 1e-5, "compile": 1e-3, "onnx": 1e-3, "int8": 0.05, "float32-cuda": 5e-3, "fp16-cuda": 0.02, "bf16-cuda": 0.05,
                        "bf16-cuda-graph": 0.05}

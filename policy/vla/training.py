@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ class TrainConfig(BaseModel):
     grad_clip: float = Field(10.0, gt=0)
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
+    deterministic: bool = Field(True, description="on a GPU, deterministic cuDNN/cuBLAS kernels, so a seed gives the same weights (some speed)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,6 +140,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _deterministic_cuda() -> None:
+    """GPU kernels that give the same result every run: without this, atomics in cuDNN's
+    backward passes make two runs of one seed drift apart."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def train(
     dataset: Dataset,
     out_dir: Path,
@@ -155,6 +166,8 @@ def train(
     cfg = train_config
     device = resolve_device(cfg.device)
     _seed_everything(cfg.seed)
+    if device.type == "cuda" and cfg.deterministic:
+        _deterministic_cuda()
     policy = VLAPolicy(vla_config, processor)
     if init_weights is not None:
         policy.model.load_state_dict(init_weights)
@@ -166,7 +179,8 @@ def train(
     step = 0
     state_path = out_dir / CHECKPOINT
     if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
         policy.model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
