@@ -235,6 +235,10 @@ def _cuda_graph(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
             graph.replay()
             return out.float().cpu()
 
+        # The graph reads the weights at the addresses it was captured with: the model must live as
+        # long as the graph, or the allocator hands its memory to other tensors (wrong actions).
+        run.captured = (m, graph, static, out)  # type: ignore[attr-defined]
+
         return Variant(name, run, "cuda", f"CUDA graph of autocast {dtype}, batch 1")
 
     return build
