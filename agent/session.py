@@ -91,13 +91,16 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
         factory = policy_factory(policy, world)
         obs, _ = world.reset(seed=seed, options={"task": goal})
         perception = Perception.for_world(world)
-        result = plan(goal, sc, perception.update(obs), answers=answers)
+        # A learned policy's pick/place/handover start where its navigate_to ends: plan that drive always.
+        approach_first = policy != "expert"
+        result = plan(goal, sc, perception.update(obs), answers=answers, approach_first=approach_first)
         if getattr(result, "kind", None) != "plan":
             raise PlanFailed(result)
     except Exception:
         world.close()
         raise
-    ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=PlannerReplanner(sc, previous=result), config=config,
+    replanner = PlannerReplanner(sc, previous=result, approach_first=approach_first)
+    ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=replanner, config=config,
                   trace=trace, seed=seed, scenario=sc.name)
     ex.start(obs)
     return ex

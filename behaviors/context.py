@@ -23,6 +23,11 @@ class BehaviorConfig(BaseModel):
     settle_s: float = Field(2.0, ge=0.0, description="a policy that reports `done` gets this long after success is believed to finish its motion")
     learned_settle_s: float = Field(1.5, ge=0.0, description="a policy without `done` keeps acting this long after a holding/on/in/given "
                                                               "effect is believed (the lift or retreat after the grasp or release)")
+    learned_arrive_s: float = Field(0.5, ge=0.0, description="a policy without `done` on a skill that ends near something keeps "
+                                                              "driving after `near` is believed until its base has stood still this long "
+                                                              "(it was trained to stop at the approach pose, not where `near` first holds)")
+    learned_arrive_max_s: float = Field(5.0, ge=0.0, description="… but no longer than this after `near` is first believed")
+    arrive_still_m: float = Field(0.015, gt=0.0, description="base movement (m, and the same in rad of yaw) below which it stands still")
     stall_s: float = Field(6.0, gt=0.0, description="no progress for this long fails the attempt")
     stall_state_tol: float = Field(0.01, gt=0.0, description="proprioception change (rad, m) that counts as progress")
     stall_position_tol: float = Field(0.02, gt=0.0, description="believed object movement (m) that counts as progress")

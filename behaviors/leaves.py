@@ -59,6 +59,11 @@ def _physical(predicates: Sequence[Predicate]) -> bool:
     return any(p.name in PHYSICAL and not p.negated for p in predicates)
 
 
+def _arrives(predicates: Sequence[Predicate]) -> bool:
+    """Skills that end with the robot near something: a learned one should end where it stops."""
+    return any(p.name == "near" and not p.negated for p in predicates) and not _physical(predicates)
+
+
 def _names(predicates: Sequence[Predicate]) -> str:
     return ", ".join(str(p) for p in predicates) or "nothing"
 
@@ -112,13 +117,19 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     not end a skill), and a policy that exposes `done` (the scripted expert) may finish its
     motion first — up to `settle_s` — so a pick is not cut off between closing the fingers
     and lifting the object. A policy without `done` (the VLA) keeps acting for
-    `learned_settle_s` after a manipulation effect is first believed, for the same reason."""
+    `learned_settle_s` after a manipulation effect is first believed, for the same reason; on
+    a skill that ends near something it keeps driving until its base stands still
+    (`learned_arrive_s`, at most `learned_arrive_max_s`): it learnt to stop at the approach pose
+    its next skill starts from, which is closer than where `near` first holds."""
 
     def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
         super().__init__(name=f"{subtask.id} {subtask.label}")
         self.subtask = subtask
         self.ctx = ctx
         self._settles = _physical(subtask.success)  # fixed per subtask: not re-derived every tick
+        self._arrives = _arrives(subtask.success)
+        self._still_anchor: np.ndarray | None = None  # base pose where the current still spell began
+        self._still_since = 0.0
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))
         self.stall = StallDetector(ctx.config.stall_s, tolerance=1.0)
         self.policy = None
@@ -135,6 +146,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.stall.reset(self.ctx.clock())
         self._next_stall_check = self.ctx.clock()
         self._believed_since = None
+        self._still_anchor = None
         self.feedback_message = "started"
 
     def update(self) -> Status:
@@ -146,9 +158,15 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
                 self._believed_since = now
             held = now - self._believed_since
             done = getattr(self.policy, "done", None)  # a policy may say when its motion is over
-            if done is None:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
-                done = not self._settles or held >= cfg.learned_settle_s - 1e-9
-            if held >= cfg.confirm_s - 1e-9 and (done or held >= cfg.settle_s - 1e-9):
+            limit = cfg.settle_s
+            if done is None and self._settles:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
+                done = held >= cfg.learned_settle_s - 1e-9
+            elif done is None and self._arrives:  # ... and driving goes on until the base stops
+                done = self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
+                limit = cfg.learned_arrive_max_s
+            elif done is None:
+                done = True
+            if held >= cfg.confirm_s - 1e-9 and (done or held >= limit - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS
         else:
@@ -174,6 +192,18 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.bb.last_action = {"subtask": self.subtask.id, "step": self.steps, "norm": round(float(np.sqrt(np.dot(action, action))), 4)}
         self.feedback_message = f"step {self.steps}, idle {self.stall.idle_for(now):.1f} s"
         return Status.RUNNING
+
+    def _still_for(self, belief: Belief | None, now: float) -> float:
+        """Seconds the believed base pose has stayed within `arrive_still_m` (and rad) of where it stopped."""
+        if belief is None:
+            return 0.0
+        pose = np.asarray(belief.robot.pose, dtype=np.float64)
+        tol = self.ctx.config.arrive_still_m
+        anchor = self._still_anchor
+        turned = 0.0 if anchor is None else abs((pose[2] - anchor[2] + np.pi) % (2 * np.pi) - np.pi)
+        if anchor is None or np.hypot(*(pose[:2] - anchor[:2])) > tol or turned > tol:
+            self._still_anchor, self._still_since = pose, now
+        return now - self._still_since
 
     def terminate(self, new_status: Status) -> None:
         if new_status == Status.INVALID:  # preempted or timed out: cancel; the executor holds the robot

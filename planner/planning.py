@@ -45,12 +45,16 @@ def plan(
     library: Library | None = None,
     answers: Mapping[str, str | list[str]] | None = None,
     encoder: Encoder | None = None,
+    approach_first: bool = False,
 ) -> Outcome:
     """Decompose `goal` in `scenario` into a validated TaskGraph.
 
     `belief` defaults to the scenario file's own layout (`belief_from_scenario`); at run time
     pass perception's. `answers` fills slots a previous Clarification asked about
-    ({slot: id}). Returns PlanResult | Clarification | PlanningError; never raises for bad input.
+    ({slot: id}). `approach_first` keeps the drive to a thing even when the robot already
+    stands within reach of it: a learned skill was trained from the pose the drive ends at,
+    not from wherever the robot happens to be. Repairs of the plan keep the setting.
+    Returns PlanResult | Clarification | PlanningError; never raises for bad input.
     """
     started = time.perf_counter()
     text = goal if isinstance(goal, str) else ""
@@ -74,7 +78,7 @@ def plan(
             raise CannotPlan("unknown_goal", f"no known goal matches {text!r} (closest: {model.closest_goals(ranking, 1)[0]!r})")
         method = lib.methods[top.method]
         bindings = bind(method, parsed, scene, lib, answers or {})
-        result = build(text, method, top.score, bindings, scene, lib)
+        result = build(text, method, top.score, bindings, scene, lib, approach_first=approach_first)
         log.debug("planner.plan", goal=text, method=method.name, confidence=round(top.score, 3),
                   subtasks=len(result.graph), ms=round(1000 * (time.perf_counter() - started), 2))
         return result
@@ -366,8 +370,10 @@ def build(
     *,
     reason: str | None = None,
     history: list[str] | None = None,
+    approach_first: bool = False,
 ) -> PlanResult:
-    """Expand, prune what already holds, assemble and validate the graph."""
+    """Expand, prune what already holds, assemble and validate the graph (see `plan` for
+    `approach_first`: every chain is then pruned as if the robot stood near nothing)."""
 
     def fits(skill: str, args: tuple[str, ...]) -> bool:
         spec = library.skills.get(skill)
@@ -386,11 +392,11 @@ def build(
     order = [first] + [i for i in range(len(chains)) if i != first] if chains else []
     notes: list[str] = []
     graph = TaskGraph(goal=goal, method=method.name, confidence=round(confidence, 4), scenario=scene.scenario.name,
-                      bindings=bindings, goals=[], reason=reason, history=list(history or []))
+                      bindings=bindings, goals=[], reason=reason, history=list(history or []), approach_first=approach_first)
     n = 0
     for rank, ci in enumerate(order):
         chain = chains[ci]
-        k = starts_full[ci] if rank == 0 else starts_reduced[ci]
+        k = starts_full[ci] if rank == 0 and not approach_first else starts_reduced[ci]
         goal_atoms = chain_goal(chain, library)
         graph.attrs["goals"].append(", ".join(atom_text(a) for a in goal_atoms))
         group = chain[0][1][0] if method.for_each else method.name

@@ -62,7 +62,8 @@ def replan(
         else:
             why = reason or "replanned from the current belief"
         history.append(why)
-        result = build(goal, method, previous.confidence, previous.bindings, scene, lib, reason=why, history=history)
+        result = build(goal, method, previous.confidence, previous.bindings, scene, lib, reason=why, history=history,
+                       approach_first=bool(previous.graph.attrs.get("approach_first", False)))
         result.graph.attrs["failures"] = failures
         log.info("planner.replan", goal=goal, reason=why, subtasks=len(result.graph), skipped=result.notes)
         return result

@@ -220,3 +220,43 @@ def test_a_policy_without_done_keeps_acting_after_a_grasp_is_believed():
     assert sum(1 for a in world.actions if a[0] == 0) == 10 + 20, "0.5 s of work, then 1 s of settling"
     assert sum(1 for a in world.actions if a[0] == 1) == 10 + 4, "0.5 s of work, then 0.2 s of confirmation"
     ex.close()
+
+
+class _DrivingPerception:
+    """The fake perception, with the base moving forward as t1's policy works, up to `stop_at` m."""
+
+    def __init__(self, stop_at: float) -> None:
+        from tests.behaviors_fakes import FakePerception
+
+        self.inner = FakePerception()
+        self.stop_at = stop_at
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def update(self, obs):
+        from perception.belief import Belief, RobotBelief
+
+        b = self.inner.update(obs)
+        x = min(float(obs["observation.state"][0]), self.stop_at)
+        return Belief(time=b.time, robot=RobotBelief(pose=(x, 0.0, 0.0)), predicates=b.predicates)
+
+
+@pytest.mark.parametrize("stop_at, expected_steps", [(1.0, 30), (50.0, 10 + 40)])
+def test_a_learned_drive_ends_where_its_base_stops(stop_at, expected_steps):
+    """A learned navigate_to is trained to stop at the approach pose, closer than where near(...)
+    first holds: it drives on until the base has stood still for learned_arrive_s, at most
+    learned_arrive_max_s after near(...) is first believed."""
+    from tests.behaviors_fakes import FakeFactory, FakeWorld, subtask
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "near(robot, t1)"))
+    world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"])
+    ex = Executor(world, _DrivingPerception(stop_at), FakeFactory(world), g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5, learned_arrive_max_s=2.0))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    steps = sum(1 for a in world.actions if a[0] == 0)
+    # stop_at 1.0: near at 0.5 s, the base moves until 1.0 s, then 0.5 s still; 50: never still, capped 2 s after near
+    assert abs(steps - expected_steps) <= 1, steps
+    ex.close()

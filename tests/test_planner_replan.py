@@ -65,3 +65,15 @@ def test_unknown_failed_subtask_is_an_error_not_an_exception():
     sc, before, _ = _belief({}, (), "kitchen")
     out = replan(plan("pick up the orange ball", sc, before), before, sc, failed="t99")
     assert out.kind == "error" and "t99" in out.reason
+
+
+def test_approach_first_keeps_the_drive_to_a_cup_already_within_reach():
+    """A learned pick starts where its navigate_to ends: with approach_first the drive stays in
+    the plan though the robot already stands near the cup, and a repair keeps the setting."""
+    sc, before, after = _belief({"near(robot, red_cup)": 0.95, "visible(red_cup)": 0.95}, (), "kitchen")
+    plain = plan("serve a drink to the person", sc, after)
+    assert [s.label for s in plain.graph.order()][:1] == ["pick(red_cup)"]
+    first = plan("serve a drink to the person", sc, after, approach_first=True)
+    assert [s.label for s in first.graph.order()][:2] == ["navigate_to(red_cup)", "pick(red_cup)"]
+    repaired = replan(first, after, sc, failed="t2", reason="the grasp slipped")
+    assert [s.label for s in repaired.graph.order()][:2] == ["navigate_to(red_cup)", "pick(red_cup)"]
