@@ -5,7 +5,7 @@ Each subtask becomes a postcondition–precondition–action unit:
     Retry  (py_trees Retry: retries + 1 attempts)              SubtaskRetry
     └─ WorldTimeout  (timeout_s simulated seconds per attempt)
        └─ Selector (no memory: re-checks "already done?" every tick and preempts the action)
-          ├─ done?  success predicates already believed true
+          ├─ done?  success predicates already believed true (left out for an `always_run` drive)
           └─ Sequence (memory)
              ├─ pre: one condition per precondition
              ├─ skill leaf (the policy, closed loop)
@@ -81,7 +81,8 @@ def subtask_unit(subtask: Subtask, ctx: RunContext) -> SubtaskRetry:
         children=[*pre, SkillLeaf(subtask, ctx), PredicateCondition(f"{sid} confirm", subtask.success, ctx, sid)],
     )
     done = PredicateCondition(f"{sid} done? " + ", ".join(str(p) for p in subtask.success), subtask.success, ctx, sid, record=False)
-    ppa = py_trees.composites.Selector(name=f"{sid} ppa", memory=True, children=[done, run])
+    # a drive planned for a learned skill runs even when near(...) already holds: it ends where the policy stops
+    ppa = py_trees.composites.Selector(name=f"{sid} ppa", memory=True, children=[run] if subtask.always_run else [done, run])
 
     def timed_out(message: str) -> None:
         bbk.record_failure(timeout.bb, bbk.FailureRecord(subtask=sid, node=timeout.name, reason=message, time=ctx.clock()))

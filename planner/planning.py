@@ -411,7 +411,7 @@ def build(
         prev: str | None = None
         for skill_name, args in chain[k:]:
             n += 1
-            sub = _subtask(f"t{n}", skill_name, args, group, scene, library)
+            sub = _subtask(f"t{n}", skill_name, args, group, scene, library, approach_first)
             graph.add(sub, after=[prev] if prev else [])
             prev = sub.id
     if not chains:
@@ -443,7 +443,8 @@ def subtask_for(scenario: Scenario, skill: str, args: tuple[str, ...] | list[str
     return sub if instruction is None else sub.model_copy(update={"instruction": instruction})
 
 
-def _subtask(sid: str, skill_name: str, args: tuple[str, ...], group: str, scene: Scene, library: Library) -> Subtask:
+def _subtask(sid: str, skill_name: str, args: tuple[str, ...], group: str, scene: Scene, library: Library,
+             approach_first: bool = False) -> Subtask:
     spec = library.skills[skill_name]
     skill = compiled(spec)
     names = {p: scene.describe(a) for p, a in zip(skill.params, args)}
@@ -451,9 +452,11 @@ def _subtask(sid: str, skill_name: str, args: tuple[str, ...], group: str, scene
     def preds(atoms) -> tuple[Predicate, ...]:
         return tuple(Predicate(name=name, args=xs, negated=neg) for name, xs, neg in atoms)
 
+    success = preds(skill.successes(args))
     return Subtask(
         id=sid, skill=skill_name, args=args, instruction=spec.instruction(names),
-        preconditions=preds(skill.preconditions(args)), success=preds(skill.successes(args)),
+        preconditions=preds(skill.preconditions(args)), success=success,
         timeout_s=spec.timeout_s, retries=spec.retries, group=group,
+        always_run=approach_first and any(p.name == "near" and not p.negated for p in success),
     )
 

@@ -33,6 +33,8 @@ class Subtask(BaseModel):
     timeout_s: float = Field(description="simulated seconds per attempt")
     retries: int = Field(ge=0, description="attempts after the first before the subtask fails")
     group: str | None = Field(None, description="the chain (e.g. the object being tidied) this subtask belongs to")
+    always_run: bool = Field(False, description="run the policy even when the success already holds at the start: a drive "
+                                                "whose end pose the next (learned) skill was trained from")
 
     @field_serializer("preconditions", "success")
     def _as_text(self, preds: tuple[Predicate, ...]) -> list[str]:

@@ -260,3 +260,19 @@ def test_a_learned_drive_ends_where_its_base_stops(stop_at, expected_steps):
     # stop_at 1.0: near at 0.5 s, the base moves until 1.0 s, then 0.5 s still; 50: never still, capped 2 s after near
     assert abs(steps - expected_steps) <= 1, steps
     ex.close()
+
+
+def test_an_always_run_drive_runs_though_near_already_holds():
+    """Planned for a learned skill, a drive whose `near` holds at the start still runs its policy
+    (until the base stands still); without the flag it is skipped as already done."""
+    from tests.behaviors_fakes import FakeFactory, FakePerception, FakeWorld, subtask
+
+    for always_run, expected in ((False, 0), (True, 10)):
+        g = TaskGraph(goal="g")
+        g.add(subtask("t1", "near(robot, t1)").model_copy(update={"always_run": always_run}))
+        world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"], facts={"near(robot, t1)"})
+        ex = Executor(world, FakePerception(), FakeFactory(world), g, goal="g", config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5))
+        ex.start()
+        assert ex.run().status == "succeeded"
+        assert abs(sum(1 for a in world.actions if a[0] == 0) - expected) <= 1, (always_run, len(world.actions))
+        ex.close()

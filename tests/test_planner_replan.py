@@ -75,5 +75,8 @@ def test_approach_first_keeps_the_drive_to_a_cup_already_within_reach():
     assert [s.label for s in plain.graph.order()][:1] == ["pick(red_cup)"]
     first = plan("serve a drink to the person", sc, after, approach_first=True)
     assert [s.label for s in first.graph.order()][:2] == ["navigate_to(red_cup)", "pick(red_cup)"]
+    assert [s.always_run for s in first.graph.order()] == [s.skill == "navigate_to" for s in first.graph.order()]
+    assert not any(s.always_run for s in plain.graph.order())
     repaired = replan(first, after, sc, failed="t2", reason="the grasp slipped")
     assert [s.label for s in repaired.graph.order()][:2] == ["navigate_to(red_cup)", "pick(red_cup)"]
+    assert repaired.graph.order()[0].always_run
