@@ -235,6 +235,7 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
     height = top - support.z
     # In a bin objects lie any way up (and the walls hide their lower part): height says nothing there.
     in_bin = static.container_at(np.array([centre_xy[0], centre_xy[1], bottom])) is not None
+    lying_can = in_bin and _lying_cylinder(xyz)
     costs: dict[str, float] = {}
     for cat in set(categories):
         expected = TOP_ABOVE_CENTRE[cat] + CATEGORIES[cat].height() / 2
@@ -245,12 +246,29 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
             elif cat in ("box", "ball"):
                 cost += 6.0 if dark_top > 0.12 else 0.0
             if cat in ("can", "bottle"):
-                cost += 0.0 if light_top > 0.1 else 3.0
+                cost += 0.0 if light_top > 0.1 or lying_can else 3.0
+        if lying_can and cat in ("ball", "box", "cup"):
+            cost += 6.0  # nothing else that long and narrow: a ball is round, a box at most 10 cm
         costs[cat] = float(cost)
     det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz, stride=stride)
     det.category = min(costs, key=costs.get)  # type: ignore[arg-type]
     det.position = position_for(det, det.category, camera_pos)
     return det
+
+
+LYING_MIN_LENGTH = 0.125  # 4 sigma of the footprint's long axis: a lying can (12 cm) gives 0.14, a box's 10 cm side 0.115
+LYING_MIN_ELONGATION = 1.8  # long / short axis: a lying can about 2.1, a box at most 1.7, a ball 1
+
+
+def _lying_cylinder(xyz: np.ndarray) -> bool:
+    """A can or bottle lying on its side: in a bin nothing is upright for sure, and a lying can
+    shows its red side with no light lid on top, like a ball. Its footprint (what shows above
+    the walls) is long and narrow; a ball's is round and a box's at most 10 by 6 cm."""
+    if len(xyz) < 12:
+        return False
+    xy = xyz[:, :2] - xyz[:, :2].mean(axis=0)
+    minor, major = np.sqrt(np.maximum(np.linalg.eigvalsh(xy.T @ xy / len(xy)), 0.0)) * 4.0
+    return bool(major >= LYING_MIN_LENGTH and major >= LYING_MIN_ELONGATION * max(minor, 1e-6))
 
 
 def _median(xyz: np.ndarray) -> np.ndarray:
