@@ -10,6 +10,7 @@ calls a success but the world does not is a perception false positive, and is re
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -119,6 +120,19 @@ def run_episode(ep: Episode, trace_dir: str | None = None) -> EpisodeResult:
         ex.close()
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Pool initializer: a worker whose evaluation was killed (Ctrl-C twice, SIGTERM, a closed
+    terminal) exits instead of simulating on for minutes as an orphan."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def evaluate(episodes: list[Episode], workers: int = 1, trace_dir: Path | None = None,
              progress: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
     """All episodes over `workers` processes (spawned: MuJoCo's GL and torch stay per process)."""
@@ -129,7 +143,8 @@ def evaluate(episodes: list[Episode], workers: int = 1, trace_dir: Path | None =
             if progress:
                 progress(results[-1])
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_episode, ep, str(trace_dir) if trace_dir else None) for ep in episodes]
         for fut in as_completed(futures):
             results.append(fut.result())

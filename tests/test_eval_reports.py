@@ -28,3 +28,29 @@ def test_episodes_come_from_the_scenario_goals():
     eps = episodes_for(["tidy_table"], ["tidy the table"], 2, "expert")
     assert [e.seed for e in eps] == [0, 1]
     assert set(eps[0].success) == {"in(blue_can, bin)", "in(red_ball, bin)", "in(green_box, bin)"}
+
+
+def test_an_evaluation_worker_exits_when_the_evaluation_dies():
+    """Kill `vla-agent eval` and its spawned workers must not simulate on as orphans."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    repo = str(Path(__file__).resolve().parents[1])
+    code = (f"import os, sys, time\nsys.path.insert(0, {repo!r})\nfrom agent.evaluation import _exit_with_parent\n"
+            "pid = os.fork()\nif pid == 0:\n    _exit_with_parent(os.getppid(), every_s=0.05)\n    time.sleep(30)\n    os._exit(0)\n"
+            "print(pid, flush=True)\n")  # the parent exits at once, as a killed evaluation would
+
+    def gone(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+        except FileNotFoundError:
+            return True
+
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while not gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(child), "the orphaned worker is still running"
