@@ -39,7 +39,8 @@ def test_an_evaluation_worker_exits_when_the_evaluation_dies():
 
     repo = str(Path(__file__).resolve().parents[1])
     code = (f"import os, sys, time\nsys.path.insert(0, {repo!r})\nfrom agent.evaluation import _exit_with_parent\n"
-            "pid = os.fork()\nif pid == 0:\n    _exit_with_parent(os.getppid(), every_s=0.05)\n    time.sleep(30)\n    os._exit(0)\n"
+            "pid = os.fork()\nif pid == 0:\n    null = os.open(os.devnull, os.O_WRONLY)\n    os.dup2(null, 1)\n    os.dup2(null, 2)\n"
+            "    _exit_with_parent(os.getppid(), every_s=0.05)\n    time.sleep(30)\n    os._exit(0)\n"
             "print(pid, flush=True)\n")  # the parent exits at once, as a killed evaluation would
 
     def gone(pid: int) -> bool:
