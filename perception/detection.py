@@ -235,20 +235,24 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
     height = top - support.z
     # In a bin objects lie any way up (and the walls hide their lower part): height says nothing there.
     in_bin = static.container_at(np.array([centre_xy[0], centre_xy[1], bottom])) is not None
-    lying_can = in_bin and _lying_cylinder(xyz)
+    lying = _lying_cylinder(xyz)
     costs: dict[str, float] = {}
     for cat in set(categories):
+        cylinder = cat in ("can", "bottle")
         expected = TOP_ABOVE_CENTRE[cat] + CATEGORIES[cat].height() / 2
-        cost = ((height - expected) / 0.012) ** 2 if resting and not in_bin else 0.0
+        # a lying can or bottle is as high as it is wide: its height says nothing either
+        cost = ((height - expected) / 0.012) ** 2 if resting and not in_bin and not (lying and cylinder) else 0.0
         if colour not in NEUTRAL:
             if cat == "cup":
                 cost += 0.0 if dark_top > 0.12 else 6.0
             elif cat in ("box", "ball"):
                 cost += 6.0 if dark_top > 0.12 else 0.0
-            if cat in ("can", "bottle"):
-                cost += 0.0 if light_top > 0.1 or lying_can else 3.0
-        if lying_can and cat in ("ball", "box", "cup"):
-            cost += 6.0  # nothing else that long and narrow: a ball is round, a box at most 10 cm
+            if cylinder:
+                cost += 0.0 if light_top > 0.1 or lying else 3.0
+        if lying and not cylinder:
+            cost += 6.0  # nothing else is that long and narrow: a ball is round, a box at most 10 cm, a cup 10 by 7
+        if in_bin and cylinder and not lying and light_top <= 0.1 and colour not in NEUTRAL:
+            cost += 6.0  # in a bin a can or bottle either stands, lid up, or lies long: neither is this
         costs[cat] = float(cost)
     det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz, stride=stride)
     det.category = min(costs, key=costs.get)  # type: ignore[arg-type]
@@ -261,9 +265,10 @@ LYING_MIN_ELONGATION = 1.8  # long / short axis: a lying can about 2.1, a box at
 
 
 def _lying_cylinder(xyz: np.ndarray) -> bool:
-    """A can or bottle lying on its side: in a bin nothing is upright for sure, and a lying can
-    shows its red side with no light lid on top, like a ball. Its footprint (what shows above
-    the walls) is long and narrow; a ball's is round and a box's at most 10 by 6 cm."""
+    """A can or bottle lying on its side (dropped into a bin, or toppled on a table): it shows
+    its side with no light lid on top and stands as high as it is wide, like a ball. Its
+    footprint (what shows, above a bin's walls too) is long and narrow; a ball's is round, a
+    box's at most 10 by 6 cm and a lying cup's 10 by 7."""
     if len(xyz) < 12:
         return False
     xy = xyz[:, :2] - xyz[:, :2].mean(axis=0)
