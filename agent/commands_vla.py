@@ -30,7 +30,7 @@ def _ms(x: float | None, digits: int = 2) -> str:
 
 
 def bench_policy(
-    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: float32, compile, int8, onnx, fp16-cuda, bf16-cuda.")] = "float32,compile,int8,onnx,fp16-cuda,bf16-cuda",
+    variants: Annotated[str, typer.Option("--variants", help="Comma-separated: float32, compile, int8, onnx, float32-cuda, fp16-cuda, bf16-cuda, fp16-cuda-graph, bf16-cuda-graph (CUDA ones only where a GPU is).")] = "float32,compile,int8,onnx,fp16-cuda,bf16-cuda,fp16-cuda-graph",
     threads: Annotated[str, typer.Option("--threads", help="Comma-separated torch intra-op thread counts.")] = "1,2",
     n: Annotated[int, typer.Option("-n", "--calls", min=10, help="Timed calls per measure.")] = 200,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls before each measure.")] = 10,

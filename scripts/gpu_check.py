@@ -164,7 +164,9 @@ def run(observations: Path | None, out: Path, device: str, bench_calls: int) -> 
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
     print(json.dumps(report), flush=True)
-    cuda_variants = ["float32-cuda", "fp16-cuda", "bf16-cuda", "bf16-cuda-graph"]
+    from policy.vla.optimise import GPU_VARIANTS
+
+    cuda_variants = list(GPU_VARIANTS)
     if device == "cuda":
         report["tests"] = run_tests(out)
         print("tests:", report["tests"], flush=True)

@@ -189,7 +189,7 @@ def run_lerobot(threads: Sequence[int], n: int, python: Path = LEROBOT_PYTHON, t
     return rows
 
 
-def run_benchmark(variants: Sequence[str] = ("float32", "compile", "int8", "onnx", "fp16-cuda", "bf16-cuda"),
+def run_benchmark(variants: Sequence[str] = ("float32", "compile", "int8", "onnx", "fp16-cuda", "bf16-cuda", "fp16-cuda-graph"),
                   threads: Sequence[int] = (1, 2), n: int = 200, warmup: int = 10, async_row: bool = True,
                   with_lerobot: bool = False, lerobot_python: Path = LEROBOT_PYTHON,
                   progress: Callable[[str], None] | None = None, config: VLAConfig | None = None) -> BenchResult:

@@ -12,7 +12,7 @@ instruction embedding are shared with the float model):
 - `onnx`: ONNX Runtime on CPU, only when `onnxruntime` is importable (it is not a dependency);
 - `float32-cuda`: the eager float32 model on the GPU (what the GPU alone buys);
 - `fp16-cuda` / `bf16-cuda`: CUDA autocast, only when a GPU is present;
-- `bf16-cuda-graph`: bf16 autocast captured once in a CUDA graph and replayed. At batch 1 this
+- `fp16-cuda-graph` / `bf16-cuda-graph`: autocast captured once in a CUDA graph and replayed. At batch 1 this
   model is a few hundred small kernels, so launch overhead, not arithmetic, bounds the eager GPU
   variants; a graph replays them with one launch.
 
@@ -42,7 +42,7 @@ from policy.vla.modeling_vla import VLAModel, VLAPolicy
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CPU_VARIANTS = ("float32", "compile", "int8", "onnx")
-GPU_VARIANTS = ("float32-cuda", "fp16-cuda", "bf16-cuda", "bf16-cuda-graph")
+GPU_VARIANTS = ("float32-cuda", "fp16-cuda", "bf16-cuda", "fp16-cuda-graph", "bf16-cuda-graph")
 ALL_VARIANTS = CPU_VARIANTS + GPU_VARIANTS
 
 
@@ -252,6 +252,7 @@ _BUILDERS: dict[str, Callable[[VLAModel], Variant]] = {
     "float32-cuda": _cuda(torch.float32, "float32-cuda"),
     "fp16-cuda": _cuda(torch.float16, "fp16-cuda"),
     "bf16-cuda": _cuda(torch.bfloat16, "bf16-cuda"),
+    "fp16-cuda-graph": _cuda_graph(torch.float16, "fp16-cuda-graph"),
     "bf16-cuda-graph": _cuda_graph(torch.bfloat16, "bf16-cuda-graph"),
 }
 
@@ -320,4 +321,4 @@ def agreement(reference: VLAPolicy, candidate: Any, observations: Sequence[Mappi
 # Tolerances the tests and the benchmark hold each variant to (max |diff| / action std). float32 is a
 # frozen copy of the same model: equal up to the order CPU kernels reduce in (4e-7 seen on 16 cores).
 AGREEMENT_TOLERANCE = {"float32": 1e-5, "compile": 1e-3, "onnx": 1e-3, "int8": 0.05, "float32-cuda": 5e-3, "fp16-cuda": 0.02, "bf16-cuda": 0.05,
-                       "bf16-cuda-graph": 0.05}
+                       "fp16-cuda-graph": 0.02, "bf16-cuda-graph": 0.05}
