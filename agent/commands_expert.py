@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
         from_start: Annotated[float, typer.Option("--from-start", help="Share of pick episodes that start where the robot "
                                                   "stands when the object is already within reach (no navigate_to first), "
                                                   "as the planner plans them.")] = 0.0,
+        carrying: Annotated[float, typer.Option("--carrying", help="Share of navigate_to episodes driven holding an object "
+                                                "the expert first drove to and picked up, as a goal's drives to a surface, "
+                                                "a bin or a person are.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
@@ -93,13 +96,14 @@ def register(app: typer.Typer) -> None:
                 _fail(f"--arg {a!r} must look like NAME=VALUE, e.g. object=red_cup")
             k, v = a.split("=", 1)
             pinned[k.strip()] = v.strip()
-        if not 0 <= dart <= 1 or not 0 <= perturb <= 1 or not 0 <= from_start <= 1:
-            _fail(f"--dart {dart}, --perturb {perturb} and --from-start {from_start} must be shares between 0 and 1")
+        if not all(0 <= x <= 1 for x in (dart, perturb, from_start, carrying)):
+            _fail(f"--dart {dart}, --perturb {perturb}, --from-start {from_start} and --carrying {carrying} must be shares between 0 and 1")
         if workers < 1:
             _fail(f"--workers must be at least 1, got {workers}")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
-                               dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start)
+                               dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
+                               carry_fraction=carrying)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:

@@ -4,7 +4,9 @@ An episode for a skill starts where its preconditions hold, reached by the exper
 and not recorded: `pick` after `navigate_to(object)`; `place`/`place_in` after
 `navigate_to(object)`, `pick(object)` and `navigate_to(surface)`; `handover` after
 `navigate_to(object)`, `pick(object)` and `navigate_to(person)`; `look_for` after turning
-the robot away by a random angle; `navigate_to` from the scenario's (randomised) start.
+the robot away by a random angle; `navigate_to` from the scenario's (randomised) start, or
+holding an object it first drove to and picked (`EpisodeConfig.carry`), as in a goal's drives
+to a surface, a bin or a person.
 Only the skill itself is recorded. Success is the skill's ground-truth predicate at the end.
 
 Recovery data: with `noise_std > 0` the executed action gets Gaussian noise on the base
@@ -57,6 +59,7 @@ class EpisodeConfig:
     noise_std: float = 0.0  # DART noise scale (1.0 = 5 cm/s base, 1 cm hand)
     perturb: bool = False
     from_start: bool = False  # pick: start where the robot stands when the object is already in reach
+    carry: str | None = None  # navigate_to: pick this object up first, so the drive is made holding it
 
 
 def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, Any], *,
@@ -150,6 +153,8 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
         if skill == "look_for":
             obs = turn_away(world, obs, rng)
         steps = setup_steps(skill, args)
+        if config.carry and skill == "navigate_to":  # the drives of a whole goal are made holding what they carry
+            steps = [("navigate_to", {"target": config.carry}), ("pick", {"object": config.carry})]
         if config.from_start and skill == "pick" and world.holds(f"near(robot, {args['object']})"):
             steps = []  # as the planner does: no navigate_to when the object is already within reach
         for name, a in steps:

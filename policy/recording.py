@@ -58,6 +58,7 @@ class CollectConfig:
     dart_noise: float = 1.0
     perturb_fraction: float = 0.15  # share of episodes started from a perturbed state
     from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
+    carry_fraction: float = 0.0  # share of navigate_to episodes driven holding an object picked up first
 
 
 @dataclass
@@ -71,6 +72,7 @@ class EpisodeJob:
     noise: float
     perturbed: bool
     from_start: bool = False
+    carry: str | None = None
 
 
 @dataclass
@@ -130,7 +132,11 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
         task = instruction(loaded[name], skill, args, rng)
         # drawn last, so the episodes of a configuration without it stay what they were
         from_start = skill == "pick" and config.from_start_fraction > 0 and bool(rng.random() < config.from_start_fraction)
-        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start))
+        carry = None
+        if skill == "navigate_to" and config.carry_fraction > 0 and rng.random() < config.carry_fraction:
+            objects = [o for o in candidates(loaded[name], "object") if o != args.get("target")]
+            carry = str(rng.choice(objects)) if objects else None
+        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry))
     return jobs
 
 
@@ -167,13 +173,13 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
             Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
 
     out = run_episode(world, job.skill, job.args, job.seed,
-                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start),
+                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start, carry=job.carry),
                       on_step=on_step, task=job.task)
     meta = {
         "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
         "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
-        "from_start": bool(out.from_start),
+        "from_start": bool(out.from_start), "carrying": job.carry,
     }
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(

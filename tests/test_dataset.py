@@ -217,3 +217,36 @@ def test_supersede_retires_a_skills_earlier_episodes_from_training(small: Path, 
     ds = DemonstrationDataset(grown, chunk_size=8, include_failed=True)
     assert {ds.episodes[e]["episode_index"] for e, _ in ds.items} == {2}
     assert len(ds) == episodes[2]["length"]
+
+
+def test_carrying_records_a_drive_made_holding_an_object(tmp_path: Path):
+    """`--carrying` records navigate_to the way a goal drives to a surface, a bin or a person:
+    holding what it carries (the drives recorded from the start were all empty-handed, and a
+    policy trained on them alone opened its hand on the way to the bin). The first recorded
+    frame already has the object in the closed hand."""
+    from policy.recording import CollectConfig, plan_episodes
+
+    jobs = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("navigate_to",), episodes=4, seed=70, carry_fraction=1.0))
+    assert all(j.carry and j.carry != j.args["target"] for j in jobs)
+    plain = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("navigate_to",), episodes=4, seed=70))
+    assert [(j.args, j.task, j.noise) for j in plain] == [(j.args, j.task, j.noise) for j in jobs], "drawn last: nothing else moves"
+    out = tmp_path / "carry"
+    result = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(out), "-n", "1", "--seed", "71",
+                                         "--skills", "navigate_to", "--arg", "target=person_1", "--image-size", "32x40",
+                                         "--dart", "0", "--perturb", "0", "--carrying", "1"])
+    assert result.exit_code == 0, result.output
+    _, episodes, _ = load_meta(out)
+    carried = episodes[0]["carrying"]
+    assert carried and episodes[0]["success"], episodes[0]
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    try:
+        from policy.episodes import EpisodeConfig, prepare
+
+        prepare(world, "navigate_to", {"target": "person_1"}, seed=71, config=EpisodeConfig(carry=carried))
+        assert world.holds(f"holding({carried})"), "the recorded drive starts holding the object"
+    finally:
+        world.close()
+    bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(tmp_path / "b"), "--carrying", "2"])
+    assert bad.exit_code == 2 and "--carrying 2" in " ".join(bad.output.split())
