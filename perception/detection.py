@@ -247,12 +247,11 @@ def _measure(pix: np.ndarray, points: np.ndarray, labels: np.ndarray, parts: np.
                 cost += 0.0 if dark_top > 0.12 else 6.0
             elif cat in ("box", "ball"):
                 cost += 6.0 if dark_top > 0.12 else 0.0
-            if cylinder:
-                cost += 0.0 if light_top > 0.1 or lying else 3.0
+            if cylinder and not (light_top > 0.1 or lying):
+                # no lid on top; in a bin a can or bottle either stands, lid up, or lies long: neither is this
+                cost += 9.0 if in_bin else 3.0
         if lying and not cylinder:
             cost += 6.0  # nothing else is that long and narrow: a ball is round, a box at most 10 cm, a cup 10 by 7
-        if in_bin and cylinder and not lying and light_top <= 0.1 and colour not in NEUTRAL:
-            cost += 6.0  # in a bin a can or bottle either stands, lid up, or lies long: neither is this
         costs[cat] = float(cost)
     det = Detection(colour, np.zeros(3), top, bottom, support, bool(resting), costs, pix, top_xy, xyz, stride=stride)
     det.category = min(costs, key=costs.get)  # type: ignore[arg-type]

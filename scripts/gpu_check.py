@@ -170,12 +170,10 @@ def run(observations: Path | None, out: Path, device: str, bench_calls: int) -> 
     if device == "cuda":
         report["tests"] = run_tests(out)
         print("tests:", report["tests"], flush=True)
-        from pathlib import Path as _P
-
         from agent.commands_vla import bench_policy
 
         bench_policy(variants=",".join(["float32", "int8", *cuda_variants]), threads="1,2", n=bench_calls, warmup=20, no_async=True,
-                     with_lerobot=False, lerobot_python=None, json_out=_P(out / "bench.json"))
+                     with_lerobot=False, lerobot_python=None, json_out=out / "bench.json")
         if observations is not None:
             report["shipped_agreement"] = shipped_agreement(observations, cuda_variants)
             print(_table(report["shipped_agreement"], ["variant", "observations", "max_abs", "max_rel_std", "mean_abs", "tolerance", "within", "unavailable"]), flush=True)

@@ -159,8 +159,8 @@ class VLAPolicy(nn.Module):
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")
         pad = batch.get("action_is_pad")
-        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device) if pad is None else \
-            ~torch.as_tensor(pad, dtype=torch.bool, device=target.device)
+        valid = (torch.ones(target.shape[:2], dtype=torch.bool, device=target.device) if pad is None
+                 else ~torch.as_tensor(pad, dtype=torch.bool, device=target.device))
         pred = self.model(images, state, text)
         err = (pred - target).abs().mean(-1)
         loss = (err * valid).sum() / valid.sum().clamp(min=1)
