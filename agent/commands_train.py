@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         init_from: Annotated[Path | None, typer.Option("--init-from", help="Fine-tune a trained policy folder (e.g. "
                                                        "policy/checkpoints/default) instead of starting from scratch: its "
                                                        "weights, normaliser and config (image size, chunk, actions) are kept.")] = None,
+        navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "
+                                                     "the approach pose and the next route point, see policy.navigation_goal). "
+                                                     "With --init-from, adds it to a policy that lacks it.")] = True,
     ) -> None:
         """Train the VLA on action chunks; re-running the same command resumes where it stopped.
 
@@ -40,6 +43,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from policy.dataset import DemonstrationDataset
+        from policy.navigation_goal import GOAL_DIM
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
 
@@ -65,7 +69,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device)
+            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal)
             return
         pairs = ()
         if actions == "relative":
@@ -77,7 +81,7 @@ def register(app: typer.Typer) -> None:
         config = VLAConfig(
             image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w),
             state_dim=data.state[0].shape[1], action_dim=data.action[0].shape[1], chunk_size=chunk_size,
-            n_action_steps=min(10, chunk_size), relative_actions=pairs,
+            n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=GOAL_DIM if navigation_goal else 0,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
         tcfg = _train_config(steps, batch_size, lr, seed, device)
@@ -93,9 +97,10 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str
 
 
 def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batch_size: int, lr: float, seed: int,
-               device: str) -> None:
+               device: str, navigation_goal: bool = True) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
+    from policy.navigation_goal import GOAL_DIM
     from policy.vla import VLAPolicy
 
     try:
@@ -116,6 +121,12 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batc
         from policy.dataset import DemonstrationDataset
 
         data = DemonstrationDataset(dataset, chunk_size=cfg.chunk_size, image_size=tuple(cfg.image_size))
+    if navigation_goal and not cfg.env_state_dim:
+        cfg = cfg.model_copy(update={"env_state_dim": GOAL_DIM})
+        console.print("the navigation goal is added: its layers start at zero output, so training starts from the policy as it was")
+    elif not navigation_goal and cfg.env_state_dim:
+        err_console.print(f"[bold red]error:[/] --init-from {init_from} reads the navigation goal; --no-navigation-goal cannot remove it")
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
     _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device), base.processor,

@@ -43,8 +43,9 @@ def vla_available(checkpoint: Path | None = None) -> bool:
     return ((checkpoint or checkpoint_path()) / "model.safetensors").exists()
 
 
-def policy_factory(policy: str, world: Any, checkpoint: Path | None = None) -> Any:
-    """subtask -> policy. The expert reads privileged state (its job); the VLA only observations."""
+def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perception: Any = None) -> Any:
+    """subtask -> policy. The expert reads privileged state (its job); the VLA only observations,
+    plus, for navigate_to, the goal planned from `perception`'s latest belief and the static map."""
     if policy not in POLICIES:
         from scenarios.catalog import nearest
 
@@ -63,12 +64,19 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None) -> A
     from policy.vla import VLAPolicy
 
     model = VLAPolicy.from_pretrained(checkpoint)
+    if not model.config.env_state_dim or perception is None:
+        def make(subtask: Any) -> Any:
+            model.reset()
+            return model
 
-    def make(subtask: Any) -> Any:
+        return make
+    from policy.navigation_goal import GoalConditioned
+
+    def make_conditioned(subtask: Any) -> Any:
         model.reset()
-        return model
+        return GoalConditioned(model, world.scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
 
-    return make
+    return make_conditioned
 
 
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,
@@ -88,9 +96,9 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
     sc = scenario if not isinstance(scenario, (str, Path)) else load_scenario(scenario)
     world = SimWorld(sc, world_config or WorldConfig())
     try:
-        factory = policy_factory(policy, world)
         obs, _ = world.reset(seed=seed, options={"task": goal})
         perception = Perception.for_world(world)
+        factory = policy_factory(policy, world, perception=perception)
         # A learned policy's pick/place/handover start where its navigate_to ends: plan that drive always.
         approach_first = policy != "expert"
         result = plan(goal, sc, perception.update(obs), answers=answers, approach_first=approach_first)

@@ -110,6 +110,7 @@ class Perception:
         self._people_seen: dict[str, float] = {}
         self._hands: dict[str, np.ndarray] = {}
         self._frames = 0
+        self.belief: Belief | None = None  # the latest, for readers that do not call update()
 
     # ---------------------------------------------------------------------------------------
     def update(self, obs: dict[str, Any], time: float | None = None) -> Belief:
@@ -152,6 +153,7 @@ class Perception:
         belief = self._belief(frames, now)
         lap("belief")
         self.debug = FrameDebug(cam, detections, matches, people, timings)
+        self.belief = belief
         return belief
 
     def _palm(self, pid: str, measured: np.ndarray) -> np.ndarray:

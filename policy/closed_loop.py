@@ -106,9 +106,10 @@ def _world(scenario_name: str, variation: str):
     return _WORLDS[key]
 
 
-def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "receding"):
+def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "receding", perception=None):
     """subtask -> policy; the VLA's weights are loaded once per process, run through the
-    chosen inference runtime (`policy.vla.runtime.make_executor`)."""
+    chosen inference runtime (`policy.vla.runtime.make_executor`), with navigate_to's goal
+    planned from `perception`'s belief when the checkpoint reads one."""
     from policy.expert import ScriptedExpert
 
     if policy == "expert":
@@ -119,9 +120,13 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     key = (str(checkpoint), runtime)
     if key not in _POLICIES:
         model = VLAPolicy.from_pretrained(checkpoint)
-        _POLICIES[key] = make_executor(model, runtime, model.config.n_action_steps)
-    runner = _POLICIES[key]
-    return lambda subtask: runner
+        _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim > 0)
+    runner, reads_goal = _POLICIES[key]
+    if not reads_goal or perception is None:
+        return lambda subtask: runner
+    from policy.navigation_goal import GoalConditioned
+
+    return lambda subtask: GoalConditioned(runner, world.scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
 
 
 def trial_subtask(scenario, skill: str, args: dict[str, str]):
@@ -178,7 +183,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)
     graph = TaskGraph()
     graph.add(sub)
-    ex = Executor(world, perception, _factory(policy, world, checkpoint, runtime), graph, goal=sub.instruction,
+    ex = Executor(world, perception, _factory(policy, world, checkpoint, runtime, perception), graph, goal=sub.instruction,
                   config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
     t_start = world.time
     try:

@@ -10,6 +10,8 @@ a training step neither reads nor resizes full-size frames. Each item is one fra
     observation.images.<cam>    float32 (3, H, W) in [0, 1]
     action                      float32 (chunk_size, action_dim), padded past the episode's end
     action_is_pad               bool (chunk_size,)
+    observation.environment_state  float32 (7,): navigate_to's goal, relabelled in hindsight from the
+                                episode's base poses (`policy.navigation_goal`); zeros for other skills
     task                        the instruction string
     skill, episode_index, frame_index, success
 """
@@ -25,6 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from policy.navigation_goal import GOAL_DIM, GOAL_KEY, GOAL_SKILLS, hindsight_goals
 from policy.recording import IMAGE_PATH, read_episode
 
 
@@ -69,11 +72,20 @@ class DemonstrationDataset(Dataset):
             self._offset.append(total)
             total += len(cols["frame_index"])
         self.total_frames = total
+        self.goals = self._goals()
         self.frames = {cam: self._cache(cam) for cam in self.cameras}
         keep = [i for i, ep in enumerate(self.episodes)
                 if (include_failed or ep["success"]) and not ep.get("superseded")
                 and (skills is None or ep["skill"] in skills)]
         self.items = [(i, f) for i in keep for f in range(len(self.state[i]))]
+
+    def _goals(self) -> dict[int, np.ndarray]:
+        """Hindsight navigation goals of the goal-conditioned skills' episodes, by episode position."""
+        names = list(self.info["features"]["observation.state"].get("names") or [])
+        if not all(n in names for n in ("base.x", "base.y", "base.yaw")):
+            return {}
+        cols = [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
+        return {i: hindsight_goals(self.state[i][:, cols]) for i, ep in enumerate(self.episodes) if ep["skill"] in GOAL_SKILLS}
 
     def _cache(self, cam: str) -> np.ndarray:
         """All frames of one camera as a uint8 (N, H, W, 3) memmap, decoded once."""
@@ -125,6 +137,7 @@ class DemonstrationDataset(Dataset):
             "observation.state": torch.from_numpy(self.state[e][f].copy()),
             "action": torch.from_numpy(chunk),
             "action_is_pad": torch.from_numpy(pad),
+            GOAL_KEY: torch.from_numpy(self.goals[e][f]) if e in self.goals else torch.zeros(GOAL_DIM),
             "task": self.tasks[int(self.task_index[e][f])],
             "skill": ep["skill"],
             "episode_index": ep["episode_index"],

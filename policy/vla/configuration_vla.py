@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CAMERA_KEYS = ("observation.images.head", "observation.images.left_wrist", "observation.images.right_wrist")
 STATE_KEY = "observation.state"
+ENV_KEY = "observation.environment_state"
 TASK_KEY = "task"
 CONFIG_NAME = "config.json"
 
@@ -28,6 +29,11 @@ class VLAConfig(BaseModel):
     image_size: tuple[int, int] = Field((64, 80), description="(height, width) images are resized to")
     state_dim: int = Field(52, ge=1)
     action_dim: int = Field(19, ge=1)
+    env_state_dim: int = Field(
+        0, ge=0,
+        description="size of `observation.environment_state` (the navigation goal, see policy.navigation_goal); "
+        "0: the policy does not read it",
+    )
     chunk_size: int = Field(20, ge=1, le=200, description="H: actions predicted per chunk")
     n_action_steps: int = Field(10, ge=1, description="actions executed from a chunk before predicting the next")
     channels: tuple[int, ...] = Field((16, 32, 64), description="per conv stage of the image encoder")

@@ -82,6 +82,13 @@ class VLAModel(nn.Module):
         self.camera_pos = nn.Parameter(torch.zeros(len(config.image_keys) * cells, d))
         self.text = nn.Linear(config.text_dim, d)
         self.state = nn.Sequential(nn.Linear(config.state_dim, d), nn.GELU(), nn.Linear(d, d))
+        # The navigation goal joins the proprioception token. Its last layer starts at zero, so a
+        # policy fine-tuned from one without it starts out acting exactly as that one did.
+        self.env = None
+        if config.env_state_dim:
+            self.env = nn.Sequential(nn.Linear(config.env_state_dim, d), nn.GELU(), nn.Linear(d, d))
+            nn.init.zeros_(self.env[2].weight)
+            nn.init.zeros_(self.env[2].bias)
         self.queries = nn.Parameter(torch.zeros(config.chunk_size, d))
         self.type_embed = nn.Parameter(torch.zeros(4, d))  # image, text, state, query
         layer = nn.TransformerEncoderLayer(
@@ -93,11 +100,14 @@ class VLAModel(nn.Module):
         for p in (self.camera_pos, self.queries, self.type_embed):
             nn.init.normal_(p, std=0.02)
 
-    def forward(self, images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, state: torch.Tensor, text: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         b = images.shape[0]
         img = self.images(images, text) + self.camera_pos + self.type_embed[0]
         txt = (self.text(text) + self.type_embed[1]).unsqueeze(1)
-        st = (self.state(state) + self.type_embed[2]).unsqueeze(1)
+        st = self.state(state) + self.type_embed[2]
+        if self.env is not None:
+            st = st + self.env(env if env is not None else state.new_zeros(b, self.config.env_state_dim))
+        st = st.unsqueeze(1)
         q = (self.queries + self.type_embed[3]).unsqueeze(0).expand(b, -1, -1)
         tokens = torch.cat([img, txt, st, q], dim=1)
         out = self.norm(self.transformer(tokens))
@@ -121,16 +131,19 @@ class VLAPolicy(nn.Module):
         """Forget queued actions (call at the start of every subtask)."""
         self._queue.clear()
 
-    def _inputs(self, obs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Model inputs (images, normalised state, text) and the raw state relative actions are
-        anchored at, all on the model's device (observations arrive on the CPU, as the world gives them)."""
+    def _inputs(self, obs: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Model inputs (images, normalised state, text), the raw state relative actions are
+        anchored at and the environment state (None if the policy reads none), all on the model's
+        device (observations arrive on the CPU, as the world gives them)."""
         device = next(self.model.parameters()).device
         images = self.processor.images(obs).to(device, non_blocking=True)
         raw = self.processor.raw_state(obs).to(device, non_blocking=True)
         if images.shape[0] != raw.shape[0]:
             raise ValueError(f"batch sizes differ: images {images.shape[0]}, state {raw.shape[0]}")
         text = self.processor.tasks(obs, raw.shape[0]).to(device, non_blocking=True)
-        return images, self.processor.normalise_state(raw), text, raw
+        env = self.processor.environment_state(obs, raw.shape[0])
+        env = env.to(device, non_blocking=True) if env is not None else None
+        return images, self.processor.normalise_state(raw), text, raw, env
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
@@ -138,8 +151,8 @@ class VLAPolicy(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            images, state, text, raw = self._inputs(obs)
-            chunk = self.processor.unnormalise_action(self.model(images, state, text), raw).cpu().numpy()
+            images, state, text, raw, env = self._inputs(obs)
+            chunk = self.processor.unnormalise_action(self.model(images, state, text, env), raw).cpu().numpy()
         finally:
             self.train(was_training)
         single = np.asarray(obs[self.processor.config.image_keys[0]]).ndim == 3
@@ -154,14 +167,14 @@ class VLAPolicy(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end."""
-        images, state, text, raw = self._inputs(batch)
+        images, state, text, raw, env = self._inputs(batch)
         target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")
         pad = batch.get("action_is_pad")
         valid = (torch.ones(target.shape[:2], dtype=torch.bool, device=target.device) if pad is None
                  else ~torch.as_tensor(pad, dtype=torch.bool, device=target.device))
-        pred = self.model(images, state, text)
+        pred = self.model(images, state, text, env)
         err = (pred - target).abs().mean(-1)
         loss = (err * valid).sum() / valid.sum().clamp(min=1)
         return loss, {"l1": float(loss.detach())}

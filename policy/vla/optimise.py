@@ -39,7 +39,7 @@ from torch import nn
 
 from policy.vla.modeling_vla import VLAModel, VLAPolicy
 
-ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+ModelFn = Callable[..., torch.Tensor]  # (images, state, text[, env]) -> normalised chunk
 
 CPU_VARIANTS = ("float32", "compile", "int8", "onnx")
 GPU_VARIANTS = ("float32-cuda", "fp16-cuda", "bf16-cuda", "fp16-cuda-graph", "bf16-cuda-graph")
@@ -65,11 +65,17 @@ def _frozen_copy(model: VLAModel) -> VLAModel:
     return m
 
 
-def _example_inputs(model: VLAModel, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _example_inputs(model: VLAModel, batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """(images, state, text), plus the environment state when the model reads one."""
     c = model.config
     g = torch.Generator().manual_seed(0)
-    return (torch.rand(batch, len(c.image_keys), 3, *c.image_size, generator=g),
-            torch.randn(batch, c.state_dim, generator=g), torch.randn(batch, c.text_dim, generator=g))
+    inputs = (torch.rand(batch, len(c.image_keys), 3, *c.image_size, generator=g),
+              torch.randn(batch, c.state_dim, generator=g), torch.randn(batch, c.text_dim, generator=g))
+    return inputs + ((torch.randn(batch, c.env_state_dim, generator=g),) if c.env_state_dim else ())
+
+
+def _input_names(model: VLAModel) -> list[str]:
+    return ["images", "state", "text"] + (["env"] if model.config.env_state_dim else [])
 
 
 def cuda_available() -> bool:
@@ -164,7 +170,7 @@ def _onnx(model: VLAModel) -> Variant:
     m = _frozen_copy(model)  # pragma: no cover
     buf = io.BytesIO()  # pragma: no cover
     try:  # pragma: no cover
-        torch.onnx.export(m, _example_inputs(model), buf, input_names=["images", "state", "text"], output_names=["chunk"], opset_version=18)
+        torch.onnx.export(m, _example_inputs(model), buf, input_names=_input_names(model), output_names=["chunk"], opset_version=18)
     except Exception as exc:  # noqa: BLE001  # pragma: no cover
         raise VariantUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
     opts = ort.SessionOptions()  # pragma: no cover
@@ -174,8 +180,10 @@ def _onnx(model: VLAModel) -> Variant:
     except Exception as exc:  # noqa: BLE001 - an exporter/runtime version mismatch is reported, not fatal
         raise VariantUnavailable(f"ONNX Runtime refused the exported model: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
-    def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        out = session.run(None, {"images": images.numpy(), "state": state.numpy(), "text": text.numpy()})[0]
+    names = _input_names(model)  # pragma: no cover
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        out = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})[0]
         return torch.from_numpy(out)
 
     return Variant("onnx", run, "cpu", f"ONNX Runtime {ort.__version__}")  # pragma: no cover
@@ -195,9 +203,9 @@ def _cuda(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
     def build(model: VLAModel) -> Variant:
         m = _on_gpu(model, dtype)
 
-        def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        def run(*inputs: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=dtype, enabled=dtype is not torch.float32):
-                out = m(images.to("cuda", non_blocking=True), state.to("cuda", non_blocking=True), text.to("cuda", non_blocking=True))
+                out = m(*(x.to("cuda", non_blocking=True) for x in inputs))
             return out.float().cpu()
 
         note = "eager float32 on the GPU" if dtype is torch.float32 else f"CUDA autocast {dtype}"
@@ -227,10 +235,10 @@ def _cuda_graph(dtype: torch.dtype, name: str) -> Callable[[VLAModel], Variant]:
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             raise VariantUnavailable(f"CUDA graph capture failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
-        def run(images: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-            if images.shape != static[0].shape:
-                raise ValueError(f"{name} is captured for images of shape {tuple(static[0].shape)}, got {tuple(images.shape)}")
-            for buf, x in zip(static, (images, state, text)):
+        def run(*inputs: torch.Tensor) -> torch.Tensor:
+            if inputs[0].shape != static[0].shape:
+                raise ValueError(f"{name} is captured for images of shape {tuple(static[0].shape)}, got {tuple(inputs[0].shape)}")
+            for buf, x in zip(static, inputs, strict=True):
                 buf.copy_(x.contiguous())  # the processor's images can be a transposed view
             graph.replay()
             return out.float().cpu()
@@ -278,9 +286,10 @@ class OptimisedPolicy:
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
-        images, state, text, raw = self.policy._inputs(obs)
+        images, state, text, raw, env = self.policy._inputs(obs)
+        inputs = (images, state, text) + ((env,) if env is not None else ())
         with self._lock:
-            out = self.variant.fn(images, state, text)
+            out = self.variant.fn(*inputs)
         chunk = self.processor.unnormalise_action(out.float(), raw).numpy()
         single = np.asarray(obs[self.config.image_keys[0]]).ndim == 3
         return chunk[0] if single else chunk

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from policy.vla.configuration_vla import STATE_KEY, TASK_KEY, VLAConfig
+from policy.vla.configuration_vla import ENV_KEY, STATE_KEY, TASK_KEY, VLAConfig
 
 PROCESSOR_NAME = "processor.safetensors"
 TextEmbedder = Callable[[list[str]], torch.Tensor]
@@ -211,6 +211,24 @@ class VLAProcessor:
             x = x.unsqueeze(0)
         if x.shape[-1] != self.config.state_dim:
             raise ObservationError(f"{STATE_KEY} has {x.shape[-1]} values; this policy was built for {self.config.state_dim}")
+        return x
+
+    def environment_state(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor | None:
+        """(B, env_state_dim) navigation goal as given (metres and unit vectors: already of order 1),
+        None if this policy reads none. Absent means no goal: zeros, as every skill but
+        navigate_to is trained with."""
+        dim = self.config.env_state_dim
+        if not dim:
+            return None
+        if ENV_KEY not in batch:
+            return torch.zeros(batch_size, dim)
+        x = batch[ENV_KEY]
+        x = x.float() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        if x.ndim == 1:
+            x = x.unsqueeze(0)
+        if x.shape != (batch_size, dim):
+            raise ObservationError(f"{ENV_KEY} has shape {tuple(x.shape)}; this policy reads ({batch_size}, {dim}) "
+                                   "(see policy.navigation_goal)")
         return x
 
     def tasks(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor:

@@ -170,7 +170,10 @@ def train(
         _deterministic_cuda()
     policy = VLAPolicy(vla_config, processor)
     if init_weights is not None:
-        policy.model.load_state_dict(init_weights)
+        # A policy fine-tuned to read the navigation goal starts with its goal layers new (zero output).
+        missing, unexpected = policy.model.load_state_dict(init_weights, strict=False)
+        if unexpected or any(not k.startswith("env.") for k in missing):
+            raise ValueError(f"init weights do not fit this model: missing {missing}, unexpected {unexpected}")
     policy = policy.to(device)
     ema = AveragedModel(policy.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     opt = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
