@@ -147,26 +147,31 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self._next_stall_check = self.ctx.clock()
         self._believed_since = None
         self._still_anchor = None
+        self._start_pose: np.ndarray | None = None
+        self._moved_at: float | None = None
         self.feedback_message = "started"
 
     def update(self) -> Status:
         cfg = self.ctx.config
         belief: Belief | None = self.bb.belief
         now = self.ctx.clock()
+        if self._arrives:
+            self._track_departure(belief, now)
         if not unmet(belief, self.subtask.success, cfg.confidence):
             if self._believed_since is None:
                 self._believed_since = now
             held = now - self._believed_since
             done = getattr(self.policy, "done", None)  # a policy may say when its motion is over
-            limit = cfg.settle_s
+            limit, waited = cfg.settle_s, held
             if done is None and self._settles:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
                 done = held >= cfg.learned_settle_s - 1e-9
-            elif done is None and self._arrives:  # ... and driving goes on until the base stops
-                done = self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
+            elif done is None and self._arrives:  # ... and driving goes on until the base stops, once it has set off
+                done = self._moved_at is not None and self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
                 limit = cfg.learned_arrive_max_s
+                waited = now - max(self._believed_since, self._moved_at or self._believed_since)
             elif done is None:
                 done = True
-            if held >= cfg.confirm_s - 1e-9 and (done or held >= limit - 1e-9):
+            if held >= cfg.confirm_s - 1e-9 and (done or waited >= limit - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS
         else:
@@ -192,6 +197,19 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.bb.last_action = {"subtask": self.subtask.id, "step": self.steps, "norm": round(float(np.sqrt(np.dot(action, action))), 4)}
         self.feedback_message = f"step {self.steps}, idle {self.stall.idle_for(now):.1f} s"
         return Status.RUNNING
+
+    def _track_departure(self, belief: Belief | None, now: float) -> None:
+        """Note when the base first left its starting pose: a drive trained on the expert's stands
+        still while it tucks its arms, and that pause is not an arrival."""
+        if belief is None or self._moved_at is not None:
+            return
+        pose = np.asarray(belief.robot.pose, dtype=np.float64)
+        if self._start_pose is None:
+            self._start_pose = pose
+            return
+        turned = abs((pose[2] - self._start_pose[2] + np.pi) % (2 * np.pi) - np.pi)
+        if np.hypot(*(pose[:2] - self._start_pose[:2])) > self.ctx.config.depart_m or turned > self.ctx.config.depart_m:
+            self._moved_at = now
 
     def _still_for(self, belief: Belief | None, now: float) -> float:
         """Seconds the believed base pose has stayed within `arrive_still_m` (and rad) of where it stopped."""

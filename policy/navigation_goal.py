@@ -47,6 +47,7 @@ LOOKAHEAD_M = 0.6  # m: far enough to say which way round an obstacle, near enou
 ROUTE_STEP_M = 0.05  # m between the route's resampled points
 REPLAN_TARGET_M = 0.15  # replan when the target's believed position moved this far
 REPLAN_OFF_ROUTE_M = 0.45  # ... or the robot strayed this far from the route
+ARRIVED_M, ARRIVED_RAD = 0.05, 0.1  # believed distance and heading from the goal pose that count as there
 
 
 def encode(base: tuple[float, float, float] | np.ndarray, waypoint: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
@@ -202,12 +203,24 @@ class GoalConditioned:
         self.policy = policy
         self.goal = NavigationGoal(scenario, args[0]) if skill in GOAL_SKILLS and args else None
         self._belief = belief
+        self._last = np.zeros(GOAL_DIM, np.float32)
 
-    def __getattr__(self, name: str) -> Any:  # `done`, `failure`, ... of the wrapped policy, if it has them
+    def __getattr__(self, name: str) -> Any:  # `failure`, ... of the wrapped policy, if it has them
         return getattr(self.__dict__["policy"], name)
+
+    @property
+    def done(self) -> bool | None:
+        """For navigate_to, True once the robot believes itself at the goal pose (else None: the
+        tree's own arrival rule decides); for other skills whatever the wrapped policy says."""
+        if self.goal is None:
+            return getattr(self.policy, "done", None)
+        g = self._last
+        arrived = g[0] > 0 and math.hypot(g[3], g[4]) <= ARRIVED_M and abs(math.atan2(g[6], g[5])) <= ARRIVED_RAD
+        return True if arrived else None
 
     def _with_goal(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         goal = self.goal.observation(self._belief()) if self.goal is not None else np.zeros(GOAL_DIM, np.float32)
+        self._last = goal
         return {**obs, GOAL_KEY: goal}
 
     def reset(self) -> None:

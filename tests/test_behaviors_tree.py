@@ -225,11 +225,12 @@ def test_a_policy_without_done_keeps_acting_after_a_grasp_is_believed():
 class _DrivingPerception:
     """The fake perception, with the base moving forward as t1's policy works, up to `stop_at` m."""
 
-    def __init__(self, stop_at: float) -> None:
+    def __init__(self, stop_at: float, start_after: float = 0.0) -> None:
         from tests.behaviors_fakes import FakePerception
 
         self.inner = FakePerception()
         self.stop_at = stop_at
+        self.start_after = start_after  # s the base stands still first (the expert's arm tuck, imitated)
 
     def reset(self) -> None:
         self.inner.reset()
@@ -238,7 +239,7 @@ class _DrivingPerception:
         from perception.belief import Belief, RobotBelief
 
         b = self.inner.update(obs)
-        x = min(float(obs["observation.state"][0]), self.stop_at)
+        x = min(max(float(obs["observation.state"][0]) - self.start_after, 0.0), self.stop_at)
         return Belief(time=b.time, robot=RobotBelief(pose=(x, 0.0, 0.0)), predicates=b.predicates)
 
 
@@ -263,16 +264,35 @@ def test_a_learned_drive_ends_where_its_base_stops(stop_at, expected_steps):
 
 
 def test_an_always_run_drive_runs_though_near_already_holds():
-    """Planned for a learned skill, a drive whose `near` holds at the start still runs its policy
-    (until the base stands still); without the flag it is skipped as already done."""
+    """Planned for a learned skill, a drive whose `near` holds at the start still runs its policy;
+    without the flag it is skipped as already done. A base that never sets off is not "arrived"
+    the moment it stands still: the drive ends learned_arrive_max_s after near(...)."""
     from tests.behaviors_fakes import FakeFactory, FakePerception, FakeWorld, subtask
 
-    for always_run, expected in ((False, 0), (True, 10)):
+    for always_run, expected in ((False, 0), (True, 40)):
         g = TaskGraph(goal="g")
         g.add(subtask("t1", "near(robot, t1)").model_copy(update={"always_run": always_run}))
         world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"], facts={"near(robot, t1)"})
-        ex = Executor(world, FakePerception(), FakeFactory(world), g, goal="g", config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5))
+        ex = Executor(world, FakePerception(), FakeFactory(world), g, goal="g",
+                      config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5, learned_arrive_max_s=2.0))
         ex.start()
         assert ex.run().status == "succeeded"
         assert abs(sum(1 for a in world.actions if a[0] == 0) - expected) <= 1, (always_run, len(world.actions))
         ex.close()
+
+
+def test_a_learned_drive_that_pauses_before_setting_off_has_not_arrived():
+    """The expert tucks its arms before driving, base still, and a learned drive imitates the pause:
+    with near(...) already believed, the drive still runs until the base stops after setting off
+    (1 s still, 1 m of driving, then 0.5 s still: 2.5 s), not 0.5 s into the pause."""
+    from tests.behaviors_fakes import FakeFactory, FakeWorld, subtask
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "near(robot, t1)").model_copy(update={"always_run": True}))
+    world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"], facts={"near(robot, t1)"})
+    ex = Executor(world, _DrivingPerception(1.0, start_after=1.0), FakeFactory(world), g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5, learned_arrive_max_s=4.0))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    assert abs(sum(1 for a in world.actions if a[0] == 0) - 50) <= 1, len(world.actions)
+    ex.close()
