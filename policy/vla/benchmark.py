@@ -12,8 +12,8 @@ What is timed, per call, with `time.perf_counter`:
 - with `async_row`, `select_action` of `AsyncChunkRunner` over the float32 model, paced at
   30 Hz, so the chunk is computed by the worker thread while the loop runs.
 
-The model is the default `VLAConfig`, randomly initialised (seed 0) — latency does not depend
-on the weights — with normalisation statistics drawn at random so that "world units" and
+The model is the shipped architecture (the default `VLAConfig` reading the navigation goal),
+randomly initialised (seed 0) — latency does not depend on the weights — with normalisation statistics drawn at random so that "world units" and
 "relative to the action std" differ. Agreement of each variant with float32 is measured on
 the same observations.
 """
@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from policy.vla.configuration_vla import STATE_KEY, TASK_KEY, VLAConfig
+from policy.navigation_goal import GOAL_DIM
+from policy.vla.configuration_vla import ENV_KEY, STATE_KEY, TASK_KEY, VLAConfig
 from policy.vla.modeling_vla import VLAPolicy
 from policy.vla.optimise import AGREEMENT_TOLERANCE, ALL_VARIANTS, Agreement, OptimisedPolicy, VariantUnavailable, agreement
 from policy.vla.processor_vla import VLAProcessor
@@ -101,7 +102,7 @@ def stand_in_embedder(dim: int = 384) -> Callable[[list[str]], torch.Tensor]:
 
 def benchmark_policy_model(config: VLAConfig | None = None, seed: int = 0) -> VLAPolicy:
     """The default-size policy, randomly initialised, with random normalisation statistics."""
-    config = config or VLAConfig()
+    config = config or VLAConfig(env_state_dim=GOAL_DIM)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     stats = {
@@ -110,7 +111,10 @@ def benchmark_policy_model(config: VLAConfig | None = None, seed: int = 0) -> VL
         "action_mean": torch.randn(config.action_dim, generator=g) * 0.3,
         "action_std": torch.rand(config.action_dim, generator=g) * 0.5 + 0.05,
     }
-    return VLAPolicy(config, VLAProcessor(config, stats, text_embedder=stand_in_embedder(config.text_dim))).eval()
+    policy = VLAPolicy(config, VLAProcessor(config, stats, text_embedder=stand_in_embedder(config.text_dim))).eval()
+    if policy.model.env is not None:  # zero at initialisation: make the goal matter, so agreement covers its path
+        torch.nn.init.normal_(policy.model.env[2].weight, std=0.05, generator=g)
+    return policy
 
 
 def observations(config: VLAConfig, n: int = 8, frame: tuple[int, int] = (240, 320), seed: int = 0) -> list[dict[str, Any]]:
@@ -121,6 +125,8 @@ def observations(config: VLAConfig, n: int = 8, frame: tuple[int, int] = (240, 3
         obs: dict[str, Any] = {k: rng.integers(0, 256, (*frame, 3), dtype=np.uint8) for k in config.image_keys}
         obs[STATE_KEY] = rng.normal(size=config.state_dim).astype(np.float32)
         obs[TASK_KEY] = INSTRUCTION
+        if config.env_state_dim:
+            obs[ENV_KEY] = rng.normal(size=config.env_state_dim).astype(np.float32)
         out.append(obs)
     return out
 
