@@ -26,7 +26,7 @@ class BehaviorConfig(BaseModel):
     learned_arrive_s: float = Field(0.5, ge=0.0, description="a policy without `done` on a skill that ends near something keeps "
                                                               "driving after `near` is believed until its base has stood still this long "
                                                               "(it was trained to stop at the approach pose, not where `near` first holds)")
-    learned_arrive_max_s: float = Field(5.0, ge=0.0, description="… but no longer than this after `near` is first believed "
+    learned_arrive_max_s: float = Field(10.0, ge=0.0, description="… but no longer than this after `near` is first believed "
                                                                   "and the base has set off (or after `near`, if it never does)")
     depart_m: float = Field(0.05, gt=0.0, description="base movement (m, and the same in rad of yaw) from its starting pose that "
                                                        "counts as setting off; standing still before it is not arriving")
