@@ -150,7 +150,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from behaviors.executor import Executor
     from perception.perception import Perception
     from planner.taskgraph import TaskGraph
-    from policy.episodes import SETTLE_S, EpisodeConfig, prepare, with_images
+    from policy.episodes import SETTLE_S, EpisodeConfig, prepare, run_skill, with_images
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -178,6 +178,15 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
 
     obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start), task=sub.instruction,
                          on_setup_step=observe)
+    if skill == "navigate_to" and args["target"] in {o.id for o in world.scenario.objects}:
+        # Every method drives to an object after look_for(object) when the object is not yet
+        # believed (the learned drive is told where to go from the belief): so does the trial.
+        perception.update(obs)
+        if args["target"] not in perception.belief.objects:
+            with world.cameras_off():
+                res, obs = run_skill(world, "look_for", {"object": args["target"]}, obs, on_step=observe)
+            obs = with_images(world, obs)
+            setup.append(res)
     if setup and not setup[-1].success:
         return Trial(**base, success=False, agent_success=False, truth_success=False, setup_failed=True,
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)

@@ -73,6 +73,24 @@ def test_a_policy_that_does_nothing_fails_with_the_trees_reason(monkeypatch):
     assert cells[("nominal", "pick", "kitchen", "vla")].reasons[trial.reason] == 1
 
 
+def test_a_drive_to_an_object_starts_with_the_object_believed(monkeypatch):
+    """As in every plan (look_for, then navigate_to), the trial's set-up looks for an object not
+    yet believed — the kitchen's orange ball is out of view at the start — so a drive told its
+    goal from the belief has one from its first tick."""
+    seen = []
+
+    def factory(policy, world, checkpoint, runtime, perception):
+        class Probe(_Idle):
+            def select_action(self, obs):
+                seen.append("orange_ball" in perception.belief.objects)
+                return super().select_action(obs)
+        return lambda subtask: Probe(world)
+
+    monkeypatch.setattr(closed_loop, "_factory", factory)
+    trial = run_trial("vla", "navigate_to", "kitchen", {"target": "orange_ball"}, seed=100_000)
+    assert not trial.setup_failed and seen and seen[0], trial.reason
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--skills", "pik"], "did you mean 'pick'"),
     (["--variations", "dark"], "unknown variation 'dark'"),
