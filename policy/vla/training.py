@@ -24,7 +24,7 @@ import structlog
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from policy.vla.configuration_vla import VLAConfig
 from policy.vla.modeling_vla import VLAPolicy
@@ -55,6 +55,11 @@ class TrainConfig(BaseModel):
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
     deterministic: bool = Field(True, description="on a GPU, deterministic cuDNN/cuBLAS kernels, so a seed gives the same weights (some speed)")
+    skill_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="sampling weight per skill (default 1): a skill with weight 3 has its frames drawn three times as often; "
+        "with any weight set, batches are drawn with replacement",
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,6 +76,27 @@ def episode_indices(dataset: Dataset) -> np.ndarray:
     if hasattr(dataset, "items") and hasattr(dataset, "episodes"):
         return np.asarray([dataset.episodes[e]["episode_index"] for e, _ in dataset.items])
     return np.arange(len(dataset))  # type: ignore[arg-type]
+
+
+def sample_skills(dataset: Dataset) -> list[str] | None:
+    """The skill of every sample of a DemonstrationDataset (None for datasets without skills)."""
+    if hasattr(dataset, "items") and hasattr(dataset, "episodes"):
+        return [dataset.episodes[e]["skill"] for e, _ in dataset.items]
+    return None
+
+
+def _sampler(train_set: Subset, weights: Mapping[str, float], seed: int) -> WeightedRandomSampler | None:
+    """Draws each training sample in proportion to its skill's weight; None when no weight is set."""
+    if not weights:
+        return None
+    skills = sample_skills(train_set.dataset)
+    if skills is None:
+        raise ValueError("skill_weights needs a dataset that knows each sample's skill (a DemonstrationDataset)")
+    unknown = set(weights) - set(skills)
+    if unknown:
+        raise ValueError(f"skill_weights names {sorted(unknown)}, which the dataset has no frames of (it has {sorted(set(skills))})")
+    w = torch.tensor([float(weights.get(skills[i], 1.0)) for i in train_set.indices], dtype=torch.double)
+    return WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
 def split_by_episode(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
@@ -196,8 +222,10 @@ def train(
     train_set, val_set = split_by_episode(dataset, cfg.val_fraction, cfg.seed)
     if len(train_set) == 0:
         raise ValueError("the training split is empty: the dataset needs at least one episode")
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) >= cfg.batch_size,
-                        collate_fn=_collate, num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed + step))
+    sampler = _sampler(train_set, cfg.skill_weights, cfg.seed + step)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train_set) >= cfg.batch_size, collate_fn=_collate, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed + step) if sampler is None else None)
     metrics_path = out_dir / "metrics.jsonl"
     t0, seen = time.perf_counter(), 0
     policy.train()
