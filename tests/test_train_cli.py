@@ -23,6 +23,8 @@ def test_train_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--actions", "delta"])
     assert result.exit_code == 2 and "relative or absolute" in result.output
+    result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--skill-weight", "navigate_to=lots"])
+    assert result.exit_code == 2 and "navigate_to=lots" in result.output
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -106,8 +107,6 @@ def test_augment_shifts_each_sample_and_is_seeded():
 
 def test_training_and_inference_on_a_gpu_match_the_cpu(tmp_path: Path):
     if not torch.cuda.is_available():
-        import pytest
-
         pytest.skip("no GPU: training on CUDA is checked where CUDA is present")
     data = ToyEpisodes()  # pragma: no cover - GPU machines
     folder = train(data, tmp_path / "gpu", TINY, CFG.model_copy(update={"device": "cuda"}), VLAProcessor(TINY, text_embedder=fake_embedder))
@@ -118,3 +117,32 @@ def test_training_and_inference_on_a_gpu_match_the_cpu(tmp_path: Path):
     obs = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data[0].items() if k not in ("action", "action_is_pad")}
     a, b = cpu.predict_action_chunk(obs), gpu.predict_action_chunk(obs)
     assert np.allclose(a, b, atol=1e-3 * (1 + np.abs(a).max())), np.abs(a - b).max()
+
+
+class _Skilled(torch.utils.data.Dataset):
+    """Items and episodes the way DemonstrationDataset exposes them: 30 pick frames, 10 navigate_to frames."""
+
+    def __init__(self) -> None:
+        self.episodes = [{"episode_index": 0, "skill": "pick"}, {"episode_index": 1, "skill": "navigate_to"}]
+        self.items = [(0, f) for f in range(30)] + [(1, f) for f in range(10)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def test_skill_weights_draw_a_skill_more_often():
+    from torch.utils.data import Subset
+
+    from policy.vla.training import skill_sampler
+
+    data = _Skilled()
+    whole = Subset(data, list(range(len(data))))
+    assert skill_sampler(whole, {}, seed=0) is None, "no weights: plain shuffling"
+    drawn = [data.episodes[data.items[whole.indices[i]][0]]["skill"] for _ in range(50) for i in skill_sampler(whole, {"navigate_to": 9.0}, seed=0)]
+    share = drawn.count("navigate_to") / len(drawn)
+    assert 0.7 < share < 0.8, share  # 10 frames × 9 against 30 × 1: 0.75 (0.25 unweighted)
+    with pytest.raises(ValueError, match="look_for"):
+        skill_sampler(whole, {"look_for": 2.0}, seed=0)

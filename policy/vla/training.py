@@ -85,7 +85,7 @@ def sample_skills(dataset: Dataset) -> list[str] | None:
     return None
 
 
-def _sampler(train_set: Subset, weights: Mapping[str, float], seed: int) -> WeightedRandomSampler | None:
+def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int) -> WeightedRandomSampler | None:
     """Draws each training sample in proportion to its skill's weight; None when no weight is set."""
     if not weights:
         return None
@@ -222,7 +222,7 @@ def train(
     train_set, val_set = split_by_episode(dataset, cfg.val_fraction, cfg.seed)
     if len(train_set) == 0:
         raise ValueError("the training split is empty: the dataset needs at least one episode")
-    sampler = _sampler(train_set, cfg.skill_weights, cfg.seed + step)
+    sampler = skill_sampler(train_set, cfg.skill_weights, cfg.seed + step)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=len(train_set) >= cfg.batch_size, collate_fn=_collate, num_workers=cfg.num_workers,
                         generator=torch.Generator().manual_seed(cfg.seed + step) if sampler is None else None)
