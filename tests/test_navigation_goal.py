@@ -214,3 +214,20 @@ def test_fine_tuning_from_a_policy_without_the_goal_learns_to_follow_it(tmp_path
     with pytest.raises(ValueError, match="do not fit"):
         train(data, tmp_path / "bad", GOAL_TINY, cfg, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder),
               init_weights={"not.a.weight": torch.zeros(1)})
+
+
+def test_the_agent_gives_a_goal_reading_checkpoint_its_goal_and_leaves_others_alone(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from agent.session import policy_factory
+
+    world = SimpleNamespace(scenario=load_scenario("kitchen"))
+    perception = SimpleNamespace(belief=_belief())
+    VLAPolicy(GOAL_TINY, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder)).save_pretrained(tmp_path / "goal")
+    VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder)).save_pretrained(tmp_path / "plain")
+    make = policy_factory("vla", world, checkpoint=tmp_path / "goal", perception=perception)
+    drive = make(SimpleNamespace(skill="navigate_to", args=["red_cup"]))
+    assert isinstance(drive, GoalConditioned) and drive.goal is not None and drive.goal.target == "red_cup"
+    assert make(SimpleNamespace(skill="pick", args=["red_cup"])).goal is None
+    plain = policy_factory("vla", world, checkpoint=tmp_path / "plain", perception=perception)
+    assert isinstance(plain(SimpleNamespace(skill="navigate_to", args=["red_cup"])), VLAPolicy)
