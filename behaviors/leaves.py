@@ -165,8 +165,11 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             limit, waited = cfg.settle_s, held
             if done is None and self._settles:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
                 done = held >= cfg.learned_settle_s - 1e-9
-            elif done is None and self._arrives:  # ... and driving goes on until the base stops, once it has set off
-                done = self._moved_at is not None and self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
+            elif done is None and self._arrives:  # ... and driving goes on until the base stops, once it has set off,
+                arrived = getattr(self.policy, "arrived", None)  # unless the policy knows how far its goal pose is
+                if arrived is None:
+                    arrived = self._moved_at is not None and self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
+                done = arrived
                 limit = cfg.learned_arrive_max_s
                 waited = now - max(self._believed_since, self._moved_at or self._believed_since)
             elif done is None:

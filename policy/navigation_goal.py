@@ -48,6 +48,7 @@ ROUTE_STEP_M = 0.05  # m between the route's resampled points
 REPLAN_TARGET_M = 0.15  # replan when the target's believed position moved this far
 REPLAN_OFF_ROUTE_M = 0.45  # ... or the robot strayed this far from the route
 ARRIVED_M, ARRIVED_RAD = 0.05, 0.1  # believed distance and heading from the goal pose that count as there
+AWAY_M, AWAY_RAD = 0.15, 0.3  # ... and beyond which the drive is not over, even if the base pauses
 
 
 def encode(base: tuple[float, float, float] | np.ndarray, waypoint: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
@@ -209,14 +210,19 @@ class GoalConditioned:
         return getattr(self.__dict__["policy"], name)
 
     @property
-    def done(self) -> bool | None:
-        """For navigate_to, True once the robot believes itself at the goal pose (else None: the
-        tree's own arrival rule decides); for other skills whatever the wrapped policy says."""
-        if self.goal is None:
-            return getattr(self.policy, "done", None)
+    def arrived(self) -> bool | None:
+        """For navigate_to: True once the belief puts the robot at the goal pose, False while it is
+        clearly away from it (a pause on the way is not an arrival), None in between or without a
+        goal (the tree's stillness rule decides)."""
         g = self._last
-        arrived = g[0] > 0 and math.hypot(g[3], g[4]) <= ARRIVED_M and abs(math.atan2(g[6], g[5])) <= ARRIVED_RAD
-        return True if arrived else None
+        if self.goal is None or g[0] <= 0:
+            return None
+        dist, turn = math.hypot(g[3], g[4]), abs(math.atan2(g[6], g[5]))
+        if dist <= ARRIVED_M and turn <= ARRIVED_RAD:
+            return True
+        if dist > AWAY_M or turn > AWAY_RAD:
+            return False
+        return None
 
     def _with_goal(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         goal = self.goal.observation(self._belief()) if self.goal is not None else np.zeros(GOAL_DIM, np.float32)

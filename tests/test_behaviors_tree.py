@@ -296,3 +296,24 @@ def test_a_learned_drive_that_pauses_before_setting_off_has_not_arrived():
     assert ex.run().status == "succeeded"
     assert abs(sum(1 for a in world.actions if a[0] == 0) - 50) <= 1, len(world.actions)
     ex.close()
+
+
+def test_a_drive_that_knows_its_goal_is_not_over_while_it_is_away_from_it():
+    """A goal-reading drive reports `arrived`: False while its goal pose is still away (a pause
+    on the way, here from 0.7 s, is not an arrival), True once there (step 40)."""
+    from tests.behaviors_fakes import FakeFactory, FakePolicy, FakeWorld, subtask
+
+    class GoalPolicy(FakePolicy):
+        @property
+        def arrived(self) -> bool:
+            return self.calls >= 40
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "near(robot, t1)"))
+    world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"])
+    ex = Executor(world, _DrivingPerception(0.7), lambda s: GoalPolicy(FakeFactory(world)(s).index), g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.0, learned_arrive_s=0.5, learned_arrive_max_s=4.0))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    assert abs(sum(1 for a in world.actions if a[0] == 0) - 40) <= 1, len(world.actions)
+    ex.close()

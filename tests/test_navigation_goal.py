@@ -133,15 +133,16 @@ def test_goal_conditioned_adds_the_goal_to_navigate_to_only():
     nav.select_action({"task": "go to the red cup"})
     nav.predict_action_chunk({"task": "go to the red cup"})
     assert all(o[GOAL_KEY][0] == 1.0 for o in inner.seen)
-    assert nav.done is None, "far from the goal pose: the tree's arrival rule decides"
+    assert nav.arrived is False, "metres from the goal pose: not there, whatever the base does"
+    assert nav.done is True  # the wrapped policy's own attributes show through
     pose = nav.goal.route.pose
-    there = GoalConditioned(inner, sc, "navigate_to", ["red_cup"], lambda: _belief(pose=(pose.x + 0.02, pose.y, pose.yaw + 0.05)))
-    there.select_action({"task": "go to the red cup"})
-    assert there.done is True
+    for offset, expected in ((0.02, True), (0.1, None)):  # at the pose; close, where the tree's stillness rule decides
+        near = GoalConditioned(inner, sc, "navigate_to", ["red_cup"], lambda: _belief(pose=(pose.x + offset, pose.y, pose.yaw + 0.05)))
+        near.select_action({"task": "go to the red cup"})
+        assert near.arrived is expected, offset
     pick = GoalConditioned(inner, sc, "pick", ["red_cup"], _belief)
     pick.select_action({"task": "pick up the red cup"})
-    assert not inner.seen[-1][GOAL_KEY].any()
-    assert pick.done is True  # other skills: the wrapped policy's own attributes show through
+    assert not inner.seen[-1][GOAL_KEY].any() and pick.arrived is None
 
 
 def test_a_goal_reading_policy_checks_the_goal_and_treats_a_missing_one_as_none():
