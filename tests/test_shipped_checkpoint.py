@@ -41,3 +41,30 @@ def test_the_shipped_checkpoint_acts_within_the_action_space(shipped: VLAPolicy)
     for _ in range(3):  # the queue serves n_action_steps actions per chunk and stays in step with the world
         obs, *_ = world.step(shipped.select_action({**obs, "task": "pick up the red cup"}))
     world.close()
+
+
+def test_the_shipped_checkpoint_drives_where_its_goal_says(shipped: VLAPolicy):
+    """It reads navigate_to's goal (policy.navigation_goal), and the goal steers the base. Seen
+    mid-drive (the expert's first 3.5 s to the counter), the same view with the goal ahead or
+    behind, to the left or to the right, gives faster or slower, leftward or rightward commands."""
+    from policy.expert import ScriptedExpert
+    from policy.navigation_goal import GOAL_DIM, GOAL_KEY
+
+    assert shipped.config.env_state_dim == GOAL_DIM
+    world = SimWorld("kitchen")
+    obs, _ = world.reset(seed=2)
+    expert = ScriptedExpert(world, "navigate_to", ["counter"])
+    expert.reset()
+    for _ in range(70):
+        obs, *_ = world.step(expert.select_action(obs))
+    world.close()
+    obs["task"] = "go to the counter"
+
+    def base(goal: list[float]) -> np.ndarray:  # mean (vx, vy, wz) over the chunk's executed part
+        shipped.reset()
+        return shipped.predict_action_chunk({**obs, GOAL_KEY: np.array(goal, np.float32)})[:10, :3].mean(0)
+
+    ahead, behind = base([1, 0.6, 0, 2, 0, 1, 0]), base([1, -0.6, 0, -2, 0, -1, 0])
+    left, right = base([1, 0.3, 0.52, 0.75, 1.3, 1, 0]), base([1, 0.3, -0.52, 0.75, -1.3, 1, 0])
+    assert ahead[0] - behind[0] > 0.1, (ahead, behind)
+    assert left[1] - right[1] > 0.05, (left, right)
