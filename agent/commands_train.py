@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         from policy.navigation_goal import GOAL_DIM
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
+        from policy.vla.training import sample_skills
 
         try:
             h, w = (int(v) for v in image_size.lower().split("x"))
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
         if len(data) == 0:
             err_console.print(f"[bold red]error:[/] {dataset} has no successful episodes to learn from")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        have = {data.episodes[e]["skill"] for e, _ in data.items}
+        have = set(sample_skills(data))
         if set(weights) - have:
             err_console.print(f"[bold red]error:[/] --skill-weight names {', '.join(sorted(set(weights) - have))}; "
                               f"{dataset} has frames of {', '.join(sorted(have))}")

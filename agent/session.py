@@ -63,20 +63,15 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         )
     from policy.vla import VLAPolicy
 
+    from policy.navigation_goal import with_goals
+
     model = VLAPolicy.from_pretrained(checkpoint)
-    if not model.config.env_state_dim or perception is None:
-        def make(subtask: Any) -> Any:
-            model.reset()
-            return model
 
-        return make
-    from policy.navigation_goal import GoalConditioned
-
-    def make_conditioned(subtask: Any) -> Any:
+    def make(subtask: Any) -> Any:
         model.reset()
-        return GoalConditioned(model, world.scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
+        return model
 
-    return make_conditioned
+    return with_goals(make, bool(model.config.env_state_dim), world.scenario, perception)
 
 
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,

@@ -64,6 +64,12 @@ def _arrives(predicates: Sequence[Predicate]) -> bool:
     return any(p.name == "near" and not p.negated for p in predicates) and not _physical(predicates)
 
 
+def _moved(pose: np.ndarray, anchor: np.ndarray, tol: float) -> bool:
+    """Whether a base pose (x, y, yaw) is more than `tol` (m, and the same in rad) from `anchor`."""
+    turned = abs((pose[2] - anchor[2] + np.pi) % (2 * np.pi) - np.pi)
+    return bool(np.hypot(*(pose[:2] - anchor[:2])) > tol or turned > tol)
+
+
 def _names(predicates: Sequence[Predicate]) -> str:
     return ", ".join(str(p) for p in predicates) or "nothing"
 
@@ -209,9 +215,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         pose = np.asarray(belief.robot.pose, dtype=np.float64)
         if self._start_pose is None:
             self._start_pose = pose
-            return
-        turned = abs((pose[2] - self._start_pose[2] + np.pi) % (2 * np.pi) - np.pi)
-        if np.hypot(*(pose[:2] - self._start_pose[:2])) > self.ctx.config.depart_m or turned > self.ctx.config.depart_m:
+        elif _moved(pose, self._start_pose, self.ctx.config.depart_m):
             self._moved_at = now
 
     def _still_for(self, belief: Belief | None, now: float) -> float:
@@ -219,10 +223,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         if belief is None:
             return 0.0
         pose = np.asarray(belief.robot.pose, dtype=np.float64)
-        tol = self.ctx.config.arrive_still_m
-        anchor = self._still_anchor
-        turned = 0.0 if anchor is None else abs((pose[2] - anchor[2] + np.pi) % (2 * np.pi) - np.pi)
-        if anchor is None or np.hypot(*(pose[:2] - anchor[:2])) > tol or turned > tol:
+        if self._still_anchor is None or _moved(pose, self._still_anchor, self.ctx.config.arrive_still_m):
             self._still_anchor, self._still_since = pose, now
         return now - self._still_since
 

@@ -121,12 +121,10 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     if key not in _POLICIES:
         model = VLAPolicy.from_pretrained(checkpoint)
         _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim > 0)
-    runner, reads_goal = _POLICIES[key]
-    if not reads_goal or perception is None:
-        return lambda subtask: runner
-    from policy.navigation_goal import GoalConditioned
+    from policy.navigation_goal import with_goals
 
-    return lambda subtask: GoalConditioned(runner, world.scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
+    runner, reads_goal = _POLICIES[key]
+    return with_goals(lambda subtask: runner, reads_goal, world.scenario, perception)
 
 
 def trial_subtask(scenario, skill: str, args: dict[str, str]):
@@ -178,7 +176,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
 
     obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start), task=sub.instruction,
                          on_setup_step=observe)
-    if skill == "navigate_to" and args["target"] in {o.id for o in world.scenario.objects}:
+    if skill == "navigate_to" and args["target"] in world.scenario.object_by_id():
         # Every method drives to an object after look_for(object) when the object is not yet
         # believed (the learned drive is told where to go from the belief): so does the trial.
         perception.update(obs)

@@ -34,7 +34,6 @@ from policy.expert.navigation import NavigationError
 from policy.expert.targets import ApproachPose
 from policy.vla.configuration_vla import ENV_KEY
 from scenarios.ground_truth import FurnitureTruth, ObjectTruth, PersonTruth, PrivilegedState, RobotTruth
-from scenarios.predicates import Predicate
 from scenarios.robot import SIDES
 from scenarios.schema import Scenario
 
@@ -80,10 +79,8 @@ def believed_state(scenario: Scenario, belief: Belief) -> PrivilegedState:
     """The room as the robot believes it, in the shape the expert's geometry reads: furniture
     from the static map (the scenario), people, objects and what holds from the belief.
     Objects never seen are absent; believed objects are upright."""
-    preds = {str(Predicate.parse(k)): p for k, p in belief.predicates.items()}
-
     def believed(text: str) -> bool:
-        return preds.get(text, 0.0) >= 0.5
+        return belief.holds(text)[0]
 
     furniture_ids = [f.id for f in scenario.furniture]
     closed = [s for s in SIDES if belief.robot.gripper_closed.get(s)]
@@ -168,9 +165,8 @@ class NavigationGoal:
             return np.asarray(belief.objects[self.target].position[:2])
         if self.target in belief.people:
             return np.asarray(belief.people[self.target].position)
-        if any(f.id == self.target for f in self.scenario.furniture):
-            return np.asarray(self.scenario.furniture_by_id()[self.target].pos)
-        return None
+        furniture = self.scenario.furniture_by_id().get(self.target)
+        return np.asarray(furniture.pos) if furniture is not None else None
 
     def observation(self, belief: Belief | None) -> np.ndarray:
         """GOAL_DIM values; all zero while the target is not believed anywhere or no route exists."""
@@ -237,3 +233,11 @@ class GoalConditioned:
 
     def predict_action_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
         return self.policy.predict_action_chunk(self._with_goal(obs))
+
+
+def with_goals(factory: Callable[[Any], Any], reads_goal: bool, scenario: Scenario, perception: Any) -> Callable[[Any], Any]:
+    """`factory` (subtask -> policy) with every policy it makes given navigate_to's goal from
+    `perception`'s latest belief, when the policy reads a goal; else `factory` itself."""
+    if not reads_goal or perception is None:
+        return factory
+    return lambda subtask: GoalConditioned(factory(subtask), scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
