@@ -17,7 +17,7 @@ from policy.expert.targets import ApproachPose
 from policy.vla import ObservationError, VLAPolicy, VLAProcessor
 from policy.vla.training import TrainConfig, train
 from scenarios.loading import load_scenario
-from test_vla_model import TINY, batch, fake_embedder
+from test_vla_model import TINY, fake_embedder, one_observation
 
 torch.set_num_threads(1)
 GOAL_TINY = TINY.model_copy(update={"env_state_dim": GOAL_DIM})
@@ -148,8 +148,7 @@ def test_goal_conditioned_adds_the_goal_to_navigate_to_only():
 def test_a_goal_reading_policy_checks_the_goal_and_treats_a_missing_one_as_none():
     rng = np.random.default_rng(0)
     policy = VLAPolicy(GOAL_TINY, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder))
-    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
-    obs["task"] = "pick up the red cup"
+    obs = one_observation(rng)
     without = policy.predict_action_chunk(obs)
     np.testing.assert_array_equal(without, policy.predict_action_chunk({**obs, GOAL_KEY: np.zeros(GOAL_DIM, np.float32)}))
     with pytest.raises(ObservationError, match=GOAL_KEY):
@@ -163,8 +162,7 @@ def test_a_policy_given_the_goal_starts_out_acting_as_the_one_it_was_made_from(t
     grown = VLAPolicy(GOAL_TINY, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder))
     missing, unexpected = grown.model.load_state_dict(base.model.state_dict(), strict=False)
     assert not unexpected and missing and all(k.startswith("env.") for k in missing)
-    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
-    obs["task"] = "pick up the red cup"
+    obs = one_observation(rng)
     goal = np.array([1.0, 0.5, 0.2, 2.0, -1.0, 0.0, 1.0], np.float32)
     np.testing.assert_allclose(grown.predict_action_chunk({**obs, GOAL_KEY: goal}), base.predict_action_chunk(obs), atol=1e-6)
     grown.save_pretrained(tmp_path / "p")

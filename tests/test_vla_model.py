@@ -33,6 +33,13 @@ def batch(n: int, rng: np.random.Generator, task: str) -> dict:
     return obs
 
 
+def one_observation(rng: np.random.Generator, task: str = "pick up the red cup") -> dict:
+    """One world-shaped observation (HxWx3 frames, a state vector) with its instruction."""
+    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
+    obs["task"] = task
+    return obs
+
+
 def test_tiny_model_overfits_and_follows_the_instruction():
     """Same images and state, two instructions, two different chunks: the words must decide."""
     torch.manual_seed(0)
@@ -77,8 +84,7 @@ def test_save_then_load_gives_identical_actions(tmp_path: Path):
 def test_select_action_consumes_chunks():
     rng = np.random.default_rng(2)
     policy = VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder))
-    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
-    obs["task"] = "pick up the red cup"
+    obs = one_observation(rng)
     chunk = policy.predict_action_chunk(obs)
     actions = [policy.select_action(obs) for _ in range(TINY.n_action_steps)]
     np.testing.assert_allclose(np.stack(actions), chunk[: TINY.n_action_steps], rtol=1e-6)
@@ -89,8 +95,7 @@ def test_select_action_consumes_chunks():
 def test_bad_observations_get_clear_errors():
     rng = np.random.default_rng(3)
     policy = VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder))
-    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
-    obs["task"] = "pick up the red cup"
+    obs = one_observation(rng)
     wrong_key = {("observation.images.front" if k == "observation.images.head" else k): v for k, v in obs.items()}
     with pytest.raises(ObservationError, match="observation.images.head"):
         policy.predict_action_chunk(wrong_key)
@@ -148,8 +153,7 @@ def test_relative_policy_saves_loads_and_acts_in_world_units(tmp_path: Path):
     rng = np.random.default_rng(5)
     states, actions = rng.normal(size=(40, 6)), rng.normal(size=(40, 4))
     policy = VLAPolicy(RELATIVE, VLAProcessor.fit(RELATIVE, states, actions, text_embedder=fake_embedder)).eval()
-    obs = {k: v[0].numpy() for k, v in batch(1, rng, "x").items() if k.startswith("observation")}
-    obs["task"] = "pick up the red cup"
+    obs = one_observation(rng)
     before = policy.predict_action_chunk(obs)
     far = {**obs, "observation.state": obs["observation.state"] + np.array([0, 0, 0, 0, 0, 0.5], np.float32)}
     # entry 2 follows state 5 one for one; nothing else moves by more than the network's response
