@@ -77,6 +77,10 @@ def register(app: typer.Typer) -> None:
         carrying: Annotated[float, typer.Option("--carrying", help="Share of navigate_to episodes driven holding an object "
                                                 "the expert first drove to and picked up, as a goal's drives to a surface, "
                                                 "a bin or a person are.")] = 0.0,
+        offset: Annotated[float, typer.Option("--offset", help="Share of navigate_to and pick episodes that start up to "
+                                              "0.3 m off the approach pose the expert drove to (short of it, past it, "
+                                              "beside it, turned): short drives there and back, and picks that line "
+                                              "up first.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
@@ -96,14 +100,16 @@ def register(app: typer.Typer) -> None:
                 _fail(f"--arg {a!r} must look like NAME=VALUE, e.g. object=red_cup")
             k, v = a.split("=", 1)
             pinned[k.strip()] = v.strip()
-        if not all(0 <= x <= 1 for x in (dart, perturb, from_start, carrying)):
-            _fail(f"--dart {dart}, --perturb {perturb}, --from-start {from_start} and --carrying {carrying} must be shares between 0 and 1")
+        shares = {"--dart": dart, "--perturb": perturb, "--from-start": from_start, "--carrying": carrying, "--offset": offset}
+        bad = {k: v for k, v in shares.items() if not 0 <= v <= 1}
+        if bad:
+            _fail(", ".join(f"{k} {v}" for k, v in bad.items()) + ": a share must be between 0 and 1")
         if workers < 1:
             _fail(f"--workers must be at least 1, got {workers}")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
                                dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
-                               carry_fraction=carrying)
+                               carry_fraction=carrying, offset_fraction=offset)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:

@@ -33,6 +33,10 @@ def register(app: typer.Typer) -> None:
                                                        "weights, normaliser and config (image size, chunk, actions) are kept.")] = None,
         skill_weight: Annotated[list[str] | None, typer.Option("--skill-weight", help="SKILL=W: draw that skill's frames W times "
                                                                 "as often (repeat for several), e.g. navigate_to=3.")] = None,
+        episode_weight: Annotated[list[str] | None, typer.Option("--episode-weight", help="FLAG=W: draw the frames of "
+                                                                  "episodes collected with that flag (offset, carrying, "
+                                                                  "from_start, perturbed) W times as often, on top of "
+                                                                  "--skill-weight, e.g. offset=6.")] = None,
         navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "
                                                      "the approach pose and the next route point, see policy.navigation_goal). "
                                                      "With --init-from, adds it to a policy that lacks it.")] = True,
@@ -48,7 +52,7 @@ def register(app: typer.Typer) -> None:
         from policy.navigation_goal import GOAL_DIM
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
-        from policy.vla.training import sample_skills
+        from policy.vla.training import EPISODE_FLAGS, sample_skills
 
         try:
             h, w = (int(v) for v in image_size.lower().split("x"))
@@ -61,17 +65,12 @@ def register(app: typer.Typer) -> None:
         if actions not in ("relative", "absolute"):
             err_console.print(f"[bold red]error:[/] --actions is relative or absolute, got {actions!r}")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        weights: dict[str, float] = {}
-        for spec in skill_weight or []:
-            name, _, value = spec.partition("=")
-            try:
-                weight = float(value)
-            except ValueError:
-                weight = float("nan")
-            weights[name.strip()] = weight
-            if not name.strip() or not weight > 0:
-                err_console.print(f"[bold red]error:[/] --skill-weight takes SKILL=W with W > 0, e.g. navigate_to=3; got {spec!r}")
-                raise typer.Exit(int(ExitCode.BAD_INPUT))
+        weights = _weights(skill_weight, "--skill-weight", "SKILL=W", "navigate_to=3")
+        flags = _weights(episode_weight, "--episode-weight", "FLAG=W", "offset=6")
+        if set(flags) - set(EPISODE_FLAGS):
+            err_console.print(f"[bold red]error:[/] --episode-weight names {', '.join(sorted(set(flags) - set(EPISODE_FLAGS)))}; "
+                              f"the flags are {', '.join(EPISODE_FLAGS)}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         torch.set_num_threads(max(1, threads))
         try:
             data = DemonstrationDataset(dataset, chunk_size=chunk_size, image_size=(h, w))
@@ -86,9 +85,14 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]error:[/] --skill-weight names {', '.join(sorted(set(weights) - have))}; "
                               f"{dataset} has frames of {', '.join(sorted(have))}")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
+        absent = [f for f in flags if not any(data.episodes[e].get(f) for e, _ in data.items)]
+        if absent:
+            err_console.print(f"[bold red]error:[/] --episode-weight names {', '.join(absent)}, but no episode of {dataset} "
+                              "was collected with it")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal, weights)
+            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal, weights, flags)
             return
         pairs = ()
         if actions == "relative":
@@ -103,20 +107,39 @@ def register(app: typer.Typer) -> None:
             n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=GOAL_DIM if navigation_goal else 0,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
-        tcfg = _train_config(steps, batch_size, lr, seed, device, weights)
+        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags)
         _run(data, out, config, tcfg, processor)
 
 
-def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str, weights: dict[str, float] | None = None):
+def _weights(specs: list[str] | None, option: str, form: str, example: str) -> dict[str, float]:
+    """NAME=W pairs from the command line, W > 0; a bad one exits with BAD_INPUT naming it."""
+    weights: dict[str, float] = {}
+    for spec in specs or []:
+        name, _, value = spec.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        weights[name.strip()] = weight
+        if not name.strip() or not weight > 0:
+            err_console.print(f"[bold red]error:[/] {option} takes {form} with W > 0, e.g. {example}; got {spec!r}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+    return weights
+
+
+def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str, weights: dict[str, float] | None = None,
+                  flags: dict[str, float] | None = None):
     from policy.vla.training import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, skill_weights=weights or {},
+                       episode_weights=flags or {},
                        warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
                        save_every=max(1, min(500, steps // 4)))
 
 
 def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batch_size: int, lr: float, seed: int,
-               device: str, navigation_goal: bool = True, weights: dict[str, float] | None = None) -> None:
+               device: str, navigation_goal: bool = True, weights: dict[str, float] | None = None,
+               flags: dict[str, float] | None = None) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
     from policy.navigation_goal import GOAL_DIM
@@ -148,7 +171,7 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batc
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
-    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device, weights), base.processor,
+    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device, weights, flags), base.processor,
          init_weights=base.model.state_dict())
 
 

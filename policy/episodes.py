@@ -12,7 +12,11 @@ Only the skill itself is recorded. Success is the skill's ground-truth predicate
 Recovery data: with `noise_std > 0` the executed action gets Gaussian noise on the base
 velocity and hand targets while the clean expert action is what the recorder keeps
 (DART); with `perturb` the start state is pushed off the expert's path first (the base
-shifted and turned a little, the hands moved a few centimetres).
+shifted and turned a little, the hands moved a few centimetres). With `offset` a drive or a
+pick starts up to 0.3 m off the approach pose the expert drove to (in front of it, past it,
+beside it, turned): whole goals start a few centimetres from their first approach pose, and a
+learned drive can stop a little short or long, so the short drives there and back and the
+pick's own lining-up must be in the data.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class EpisodeConfig:
     perturb: bool = False
     from_start: bool = False  # pick: start where the robot stands when the object is already in reach
     carry: str | None = None  # navigate_to: pick this object up first, so the drive is made holding it
+    offset: bool = False  # navigate_to, pick: start off the approach pose the expert drove to (`shift_base`)
+
+
+OFFSET_SKILLS = ("navigate_to", "pick")
+OFFSET_RANGE = ((-0.30, 0.12), (-0.15, 0.15), (-0.4, 0.4))  # base-frame x (m, + = forward), y (m), yaw (rad)
 
 
 def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, Any], *,
@@ -138,6 +147,22 @@ def perturb(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> d
     return obs
 
 
+def shift_base(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator,
+               ranges: tuple[tuple[float, float], ...] = OFFSET_RANGE) -> dict[str, Any]:
+    """Drive the base by a random displacement in its own frame (arms held), then stand still.
+
+    Driven, not teleported, so contacts stay physical: a shift into furniture stops at it."""
+    s = world.controller.layout.slices
+    a = world.hold_action()
+    shift = np.array([rng.uniform(lo, hi) for lo, hi in ranges])
+    duration = 1.5
+    steps = round(duration / world.control_period)
+    for k in range(steps + round(0.6 / world.control_period)):
+        a[s["base"]] = shift / duration if k < steps else 0.0
+        obs, *_ = world.step(a)
+    return obs
+
+
 def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
             task: str = "", on_setup_step: StepHook | None = None) -> tuple[dict[str, Any], list[SkillResult]]:
     """Reset with `seed` and run the setup skills; returns the observation and the setup results.
@@ -157,6 +182,8 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
             steps = [("navigate_to", {"target": config.carry}), ("pick", {"object": config.carry})]
         if config.from_start and skill == "pick" and world.holds(f"near(robot, {args['object']})"):
             steps = []  # as the planner does: no navigate_to when the object is already within reach
+        if config.offset and skill == "navigate_to":
+            steps = steps + [("navigate_to", dict(args))]  # there first, then shifted off the pose
         for name, a in steps:
             res, obs = run_skill(world, name, a, obs, on_step=on_setup_step)
             results.append(res)
@@ -165,6 +192,8 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
         else:
             if config.perturb and skill != "look_for":
                 obs = perturb(world, obs, rng)
+            if config.offset and skill in OFFSET_SKILLS:
+                obs = shift_base(world, obs, rng)
     return with_images(world, obs), results
 
 

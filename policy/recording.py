@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 
+from policy.episodes import OFFSET_SKILLS
 from policy.evaluation import sample_args
 from policy.expert.expert import SKILLS, SkillError, candidates, validate_skill
 from policy.instructions import instruction
@@ -59,6 +60,7 @@ class CollectConfig:
     perturb_fraction: float = 0.15  # share of episodes started from a perturbed state
     from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
     carry_fraction: float = 0.0  # share of navigate_to episodes driven holding an object picked up first
+    offset_fraction: float = 0.0  # share of navigate_to and pick episodes started off the approach pose
 
 
 @dataclass
@@ -73,6 +75,7 @@ class EpisodeJob:
     perturbed: bool
     from_start: bool = False
     carry: str | None = None
+    offset: bool = False
 
 
 @dataclass
@@ -136,7 +139,9 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
         if skill == "navigate_to" and config.carry_fraction > 0 and rng.random() < config.carry_fraction:
             objects = [o for o in candidates(loaded[name], "object") if o != args.get("target")]
             carry = str(rng.choice(objects)) if objects else None
-        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry))
+        offset = (skill in OFFSET_SKILLS and not from_start and config.offset_fraction > 0
+                  and bool(rng.random() < config.offset_fraction))
+        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset))
     return jobs
 
 
@@ -173,13 +178,14 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
             Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
 
     out = run_episode(world, job.skill, job.args, job.seed,
-                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start, carry=job.carry),
+                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start, carry=job.carry,
+                                    offset=job.offset),
                       on_step=on_step, task=job.task)
     meta = {
         "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
         "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
-        "from_start": bool(out.from_start), "carrying": job.carry,
+        "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset,
     }
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(

@@ -259,3 +259,35 @@ def test_carrying_records_a_drive_made_holding_an_object(tmp_path: Path):
     np.testing.assert_allclose(last, [1, 0, 0, 0, 0, 1, 0], atol=1e-6)
     bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(tmp_path / "b"), "--carrying", "2"])
     assert bad.exit_code == 2 and "--carrying 2" in " ".join(bad.output.split())
+
+
+def test_offset_starts_drives_and_picks_off_the_approach_pose():
+    """`--offset` starts navigate_to and pick off the approach pose the expert drove to: a whole
+    goal's first drive is often a few centimetres, and a learned drive stops a little short or
+    long, so the data needs short drives (backing up too) and picks that line up first."""
+    from policy.episodes import OFFSET_SKILLS, EpisodeConfig, prepare, run_skill
+
+    config = CollectConfig(scenarios=("kitchen",), skills=("navigate_to", "pick", "place"), episodes=9, seed=80, offset_fraction=1.0)
+    jobs = plan_episodes(config)
+    assert all(j.offset == (j.skill in OFFSET_SKILLS) for j in jobs)
+    plain = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("navigate_to", "pick", "place"), episodes=9, seed=80))
+    assert [(j.args, j.task, j.noise) for j in plain] == [(j.args, j.task, j.noise) for j in jobs], "drawn last: nothing else moves"
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    try:
+        for seed in (81, 82):
+            obs, setup = prepare(world, "navigate_to", {"target": "red_cup"}, seed=seed, config=EpisodeConfig(offset=True))
+            assert [r.skill for r in setup] == ["navigate_to"] and setup[0].success
+            start = world.controller.proprioception()[:3].copy()
+            res, obs = run_skill(world, "navigate_to", {"target": "red_cup"}, obs)
+            end = world.controller.proprioception()[:3]
+            moved = float(np.hypot(*(end[:2] - start[:2])))
+            assert res.success and 0.02 < moved < 0.45, (seed, moved)
+        obs, setup = prepare(world, "pick", {"object": "red_cup"}, seed=83, config=EpisodeConfig(offset=True))
+        res, _ = run_skill(world, "pick", {"object": "red_cup"}, obs)
+        assert res.success, res.reason
+    finally:
+        world.close()
+    bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", "never", "--offset", "2"])
+    assert bad.exit_code == 2 and "--offset 2" in " ".join(bad.output.split())

@@ -25,6 +25,8 @@ def test_train_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):
     assert result.exit_code == 2 and "relative or absolute" in result.output
     result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--skill-weight", "navigate_to=lots"])
     assert result.exit_code == 2 and "navigate_to=lots" in result.output
+    result = runner.invoke(app, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--episode-weight", "shiny=2"])
+    assert result.exit_code == 2 and "shiny" in result.output and "offset" in result.output
 
 
 @pytest.mark.slow
@@ -61,6 +63,8 @@ def test_collect_train_and_act(tmp_path: Path):
     again = runner.invoke(app, args)  # resuming a finished run changes nothing
     assert again.exit_code == 0
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()][-1] == 6
+    result = runner.invoke(app, args[:4] + [str(tmp_path / "never"), "--episode-weight", "offset=3"])
+    assert result.exit_code == 2 and "no episode" in result.output and "offset" in result.output
     # fine-tuning starts from the saved weights and keeps the saved config and normaliser
     tuned = tmp_path / "tuned"
     result = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(tuned), "--steps", "2", "--batch-size", "8",

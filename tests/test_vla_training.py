@@ -123,8 +123,9 @@ class _Skilled(torch.utils.data.Dataset):
     """Items and episodes the way DemonstrationDataset exposes them: 30 pick frames, 10 navigate_to frames."""
 
     def __init__(self) -> None:
-        self.episodes = [{"episode_index": 0, "skill": "pick"}, {"episode_index": 1, "skill": "navigate_to"}]
-        self.items = [(0, f) for f in range(30)] + [(1, f) for f in range(10)]
+        self.episodes = [{"episode_index": 0, "skill": "pick"}, {"episode_index": 1, "skill": "navigate_to"},
+                         {"episode_index": 2, "skill": "navigate_to", "offset": True, "carrying": None}]
+        self.items = [(0, f) for f in range(30)] + [(1, f) for f in range(8)] + [(2, f) for f in range(2)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -146,3 +147,22 @@ def test_skill_weights_draw_a_skill_more_often():
     assert 0.7 < share < 0.8, share  # 10 frames × 9 against 30 × 1: 0.75 (0.25 unweighted)
     with pytest.raises(ValueError, match="look_for"):
         skill_sampler(whole, {"look_for": 2.0}, seed=0)
+
+
+def test_episode_weights_draw_a_flagged_episode_more_often():
+    """`collect --offset` episodes are a few per cent of their skill's frames; a fine-tune weights them up."""
+    from torch.utils.data import Subset
+
+    from policy.vla.training import skill_sampler
+
+    data = _Skilled()
+    whole = Subset(data, list(range(len(data))))
+    drawn = [data.items[whole.indices[i]][0] for _ in range(50) for i in skill_sampler(whole, {}, seed=0, episode_weights={"offset": 14.0})]
+    assert 0.35 < drawn.count(2) / len(drawn) < 0.45  # 2 frames × 14 against 38 × 1: 0.42 (0.05 unweighted)
+    both = [data.items[whole.indices[i]][0] for _ in range(50)
+            for i in skill_sampler(whole, {"navigate_to": 2.0}, seed=0, episode_weights={"offset": 7.0})]
+    assert 0.35 < both.count(2) / len(both) < 0.45, "the weights multiply: 2 × 7 = 14"
+    with pytest.raises(ValueError, match="carrying"):
+        skill_sampler(whole, {}, seed=0, episode_weights={"carrying": 2.0})  # no episode carried anything
+    with pytest.raises(ValueError, match="shiny"):
+        skill_sampler(whole, {}, seed=0, episode_weights={"shiny": 2.0})

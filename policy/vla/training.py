@@ -60,6 +60,11 @@ class TrainConfig(BaseModel):
         description="sampling weight per skill (default 1): a skill with weight 3 has its frames drawn three times as often; "
         "with any weight set, batches are drawn with replacement",
     )
+    episode_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="sampling weight per collection flag (offset, carrying, from_start, perturbed): frames of episodes "
+        "recorded with the flag are drawn that many times as often, on top of their skill's weight",
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,9 +90,18 @@ def sample_skills(dataset: Dataset) -> list[str] | None:
     return None
 
 
-def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int) -> WeightedRandomSampler | None:
-    """Draws each training sample in proportion to its skill's weight; None when no weight is set."""
-    if not weights:
+EPISODE_FLAGS = ("offset", "carrying", "from_start", "perturbed")  # episode metadata that `episode_weights` can name
+
+
+def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int,
+                  episode_weights: Mapping[str, float] | None = None) -> WeightedRandomSampler | None:
+    """Draws each training sample in proportion to its skill's weight times the weights of the
+    collection flags its episode was recorded with; None when no weight is set.
+
+    A few hundred episodes of a rare start state (`collect --offset`) are a few per cent of a
+    skill's frames: weighting them is how a fine-tune sees them often enough."""
+    episode_weights = episode_weights or {}
+    if not weights and not episode_weights:
         return None
     skills = sample_skills(train_set.dataset)
     if skills is None:
@@ -95,7 +109,17 @@ def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int) ->
     unknown = set(weights) - set(skills)
     if unknown:
         raise ValueError(f"skill_weights names {sorted(unknown)}, which the dataset has no frames of (it has {sorted(set(skills))})")
-    w = torch.tensor([float(weights.get(skills[i], 1.0)) for i in train_set.indices], dtype=torch.double)
+    bad = set(episode_weights) - set(EPISODE_FLAGS)
+    if bad:
+        raise ValueError(f"episode_weights names {sorted(bad)}; the flags are {', '.join(EPISODE_FLAGS)}")
+    data = train_set.dataset
+    flagged = [[bool(data.episodes[data.items[i][0]].get(f)) for f in episode_weights] for i in train_set.indices]
+    for k, flag in enumerate(episode_weights):
+        if not any(row[k] for row in flagged):
+            raise ValueError(f"episode_weights names {flag!r}, but no training episode was recorded with it")
+    factors = list(episode_weights.values())
+    w = torch.tensor([float(weights.get(skills[i], 1.0)) * math.prod(f for f, on in zip(factors, row) if on)
+                      for i, row in zip(train_set.indices, flagged)], dtype=torch.double)
     return WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
@@ -222,7 +246,7 @@ def train(
     train_set, val_set = split_by_episode(dataset, cfg.val_fraction, cfg.seed)
     if len(train_set) == 0:
         raise ValueError("the training split is empty: the dataset needs at least one episode")
-    sampler = skill_sampler(train_set, cfg.skill_weights, cfg.seed + step)
+    sampler = skill_sampler(train_set, cfg.skill_weights, cfg.seed + step, cfg.episode_weights)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=len(train_set) >= cfg.batch_size, collate_fn=_collate, num_workers=cfg.num_workers,
                         generator=torch.Generator().manual_seed(cfg.seed + step) if sampler is None else None)
