@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]error:[/] --skill-weight names {', '.join(sorted(set(weights) - have))}; "
                               f"{dataset} has frames of {', '.join(sorted(have))}")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        absent = [f for f in flags if not any(data.episodes[e].get(f) for e, _ in data.items)]
+        kept = {e for e, _ in data.items}  # episodes that training reads (not failed, not superseded)
+        absent = [f for f in flags if not any(data.episodes[e].get(f) for e in kept)]
         if absent:
             err_console.print(f"[bold red]error:[/] --episode-weight names {', '.join(absent)}, but no episode of {dataset} "
                               "was collected with it")

@@ -113,13 +113,13 @@ def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int,
     if bad:
         raise ValueError(f"episode_weights names {sorted(bad)}; the flags are {', '.join(EPISODE_FLAGS)}")
     data = train_set.dataset
-    flagged = [[bool(data.episodes[data.items[i][0]].get(f)) for f in episode_weights] for i in train_set.indices]
-    for k, flag in enumerate(episode_weights):
-        if not any(row[k] for row in flagged):
+    kept = {data.items[i][0] for i in train_set.indices}  # the training split's episodes
+    for flag in episode_weights:
+        if not any(data.episodes[e].get(flag) for e in kept):
             raise ValueError(f"episode_weights names {flag!r}, but no training episode was recorded with it")
-    factors = list(episode_weights.values())
-    w = torch.tensor([float(weights.get(skills[i], 1.0)) * math.prod(f for f, on in zip(factors, row) if on)
-                      for i, row in zip(train_set.indices, flagged)], dtype=torch.double)
+    factor = [math.prod(w for flag, w in episode_weights.items() if ep.get(flag)) for ep in data.episodes]
+    w = torch.tensor([float(weights.get(skills[i], 1.0)) * factor[data.items[i][0]] for i in train_set.indices],
+                     dtype=torch.double)
     return WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
