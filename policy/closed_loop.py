@@ -15,6 +15,9 @@ object and robot start poses drawn from twice the scenario's ranges, lights outs
 intensity range, and instruction phrasings that never occur in the training data.
 `from_start` (pick only) starts the pick where the robot stands at the scenario's start, on
 an object already within reach — how the planner plans a pick there, with no navigate_to first.
+`carrying` (navigate_to only) is the drive every serve and tidy makes after its pick: the
+expert first picks an object up where it lies, then the policy drives it to a person or a
+piece of furniture (a drive to an object becomes one to a person, else to a surface).
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ UNSEEN_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 OBSERVE_EVERY = 5  # set-up steps per frame perception sees
 
-VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start")
-ONLY_FOR = {"from_start": ("pick",)}  # variations that apply to some skills only
+VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start", "carrying")
+ONLY_FOR = {"from_start": ("pick",), "carrying": ("navigate_to",)}  # variations that apply to some skills only
 
 
 class Trial(BaseModel):
@@ -61,6 +64,7 @@ class Trial(BaseModel):
     variation: str
     args: dict[str, str]
     instruction: str
+    carrying: str = ""  # the object held through the trial (`carrying` variation)
     success: bool
     agent_success: bool
     truth_success: bool
@@ -156,12 +160,15 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from_start = variation == "from_start"
     if from_start:
         args = _within_reach_at_start(world, args, seed)
+    carry = None
+    if variation == "carrying":
+        args, carry = carrying_args(world.scenario, args, seed)
     rng = np.random.default_rng([seed, 17])
     sub = trial_subtask(world.scenario, skill, args).model_copy(update={"retries": retries})
     if variation == "unseen_phrasing":
         sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
     base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,
-                instruction=sub.instruction)
+                instruction=sub.instruction, carrying=carry or "")
     # Perception follows the set-up (a frame every OBSERVE_EVERY steps), as it would have
     # followed the earlier subtasks of a whole run: a carried object is known to be held.
     perception = Perception.for_world(world)
@@ -174,7 +181,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         if setup_steps % OBSERVE_EVERY == 0:
             perception.update(with_images(world, o))
 
-    obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start), task=sub.instruction,
+    obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start, carry=carry), task=sub.instruction,
                          on_setup_step=observe)
     if skill == "navigate_to" and args["target"] in world.scenario.object_by_id():
         # Every method drives to an object after look_for(object) when the object is not yet
@@ -218,6 +225,20 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         reason = "did not finish"
     return Trial(**base, success=agent and truth, agent_success=agent, truth_success=truth, reason=reason,
                  sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks)
+
+
+def carrying_args(scenario, args: dict[str, str], seed: int) -> tuple[dict[str, str], str]:
+    """navigate_to's arguments and the object to carry there, drawn with the seed: a target
+    that is an object becomes a person (else a surface), since a drive carrying one object
+    ends at someone or something to put it on, as in a serve or a tidy."""
+    from policy.expert.expert import candidates
+
+    rng = np.random.default_rng([seed, 19])
+    target = args["target"]
+    if target in scenario.object_by_id():
+        target = str(rng.choice(candidates(scenario, "person") or candidates(scenario, "surface")))
+    carry = str(rng.choice(sorted(candidates(scenario, "object"))))
+    return {**args, "target": target}, carry
 
 
 def _within_reach_at_start(world, args: dict[str, str], seed: int) -> dict[str, str]:

@@ -142,3 +142,42 @@ def test_from_start_picks_where_the_robot_stands(monkeypatch):
     assert seen["in_reach"] and trial.args["object"] == seen["args"]["object"] and trial.variation == "from_start"
     assert seen["box_in_reach"] == (trial.args["object"] == "yellow_box"), "the planned object is kept when it is in reach"
     assert not trial.success
+
+
+def test_carrying_drives_hold_an_object_the_expert_picked_up(monkeypatch):
+    """The `carrying` variation is planned for navigate_to only; a drive to an object becomes
+    one to a person, and the drive starts with the carried object in the hand and believed held."""
+    from policy.closed_loop import carrying_args
+
+    jobs = plan_trials(["vla"], ["navigate_to", "pick"], 2, ["kitchen"], variations=("carrying",))
+    assert {j[1] for j in jobs} == {"navigate_to"}
+    sc = load_scenario("kitchen")
+    args, carry = carrying_args(sc, {"target": "red_cup"}, seed=100_000)
+    assert args["target"] == "person_1" and carry in sc.object_by_id()
+    assert carrying_args(sc, {"target": "counter"}, seed=100_000)[0] == {"target": "counter"}, "furniture is kept"
+    assert carrying_args(sc, {"target": "red_cup"}, seed=100_000) == (args, carry), "drawn with the seed"
+
+    seen = {}
+
+    class _HoldsStill(_Idle):
+        def __init__(self, world, perception) -> None:
+            super().__init__(world)
+            self.perception = perception
+
+        def select_action(self, obs) -> np.ndarray:
+            if not seen:
+                state = self.world.privileged_state()
+                seen.update(held=[o for o in state.robot.holding.values() if o],
+                            believed=self.perception.belief.holds(f"holding({carry_at_run})")[0])
+            return super().select_action(obs)
+
+    monkeypatch.setattr(closed_loop, "_factory",
+                        lambda policy, world, ckpt, runtime, perception: (lambda subtask: _HoldsStill(world, perception)))
+    real_subtask = closed_loop.trial_subtask
+    monkeypatch.setattr(closed_loop, "trial_subtask",  # a short drive: standing still only has to fail
+                        lambda *a: real_subtask(*a).model_copy(update={"timeout_s": 2.0}))
+    carry_at_run = carrying_args(sc, {"target": "red_cup"}, seed=100_001)[1]
+    trial = run_trial("vla", "navigate_to", "kitchen", {"target": "red_cup"}, seed=100_001, variation="carrying")
+    assert trial.carrying == carry_at_run and trial.args == {"target": "person_1"}
+    assert seen["held"] == [carry_at_run] and seen["believed"], seen
+    assert not trial.success and "person" in trial.instruction
