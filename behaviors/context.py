@@ -21,8 +21,15 @@ class BehaviorConfig(BaseModel):
     precondition_wait_s: float = Field(1.0, ge=0.0, description="how long a precondition may take to show up before the attempt fails")
     confirm_s: float = Field(0.15, ge=0.0, description="success must stay believed this long before the skill succeeds (perception flicker)")
     settle_s: float = Field(2.0, ge=0.0, description="a policy that reports `done` gets this long after success is believed to finish its motion")
-    learned_settle_s: float = Field(1.5, ge=0.0, description="a policy without `done` keeps acting this long after a holding/on/in/given "
-                                                              "effect is believed (the lift or retreat after the grasp or release)")
+    learned_settle_s: float = Field(1.5, ge=0.0, description="a policy without `done` keeps acting at least this long after a "
+                                                              "holding/on/in/given effect is believed (the lift or retreat after the "
+                                                              "grasp or release) ...")
+    learned_settle_still_s: float = Field(0.5, ge=0.0, description="... and then until the robot's own state has stood still this long "
+                                                                    "(its demonstrations ended with the arm at rest in the carry or "
+                                                                    "driving posture, where the next skill's start)")
+    learned_settle_max_s: float = Field(6.0, ge=0.0, description="... but no longer than this after the effect is first believed")
+    settle_still_tol: float = Field(0.01, gt=0.0, description="change of every `observation.state` entry (rad, m) below which the "
+                                                               "robot stands still")
     learned_arrive_s: float = Field(0.5, ge=0.0, description="a policy without `done` on a skill that ends near something keeps "
                                                               "driving after `near` is believed until its base has stood still this long "
                                                               "(it was trained to stop at the approach pose, not where `near` first holds)")

@@ -5,7 +5,7 @@ runs a policy in closed loop, one control step per tick (py_trees' asynchronous 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import py_trees
@@ -70,6 +70,31 @@ def _moved(pose: np.ndarray, anchor: np.ndarray, tol: float) -> bool:
     return bool(np.hypot(*(pose[:2] - anchor[:2])) > tol or turned > tol)
 
 
+def _state_moved(state: np.ndarray, anchor: np.ndarray, tol: float) -> bool:
+    """Whether any entry of the robot's own state (`observation.state`) is more than `tol` from `anchor`."""
+    return state.shape != anchor.shape or bool(np.max(np.abs(state - anchor), initial=0.0) > tol)
+
+
+class StillTimer:
+    """Seconds a sensed vector has stayed within a tolerance of where its current still spell began."""
+
+    def __init__(self, moved: Callable[[np.ndarray, np.ndarray, float], bool], tol: float) -> None:
+        self.moved, self.tol = moved, tol
+        self.anchor: np.ndarray | None = None
+        self.since = 0.0
+
+    def reset(self) -> None:
+        self.anchor = None
+
+    def still_for(self, value: np.ndarray | None, now: float) -> float:
+        if value is None:
+            return 0.0
+        value = np.asarray(value, dtype=np.float64)
+        if self.anchor is None or self.moved(value, self.anchor, self.tol):
+            self.anchor, self.since = value, now
+        return now - self.since
+
+
 def _names(predicates: Sequence[Predicate]) -> str:
     return ", ".join(str(p) for p in predicates) or "nothing"
 
@@ -123,7 +148,10 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     not end a skill), and a policy that exposes `done` (the scripted expert) may finish its
     motion first — up to `settle_s` — so a pick is not cut off between closing the fingers
     and lifting the object. A policy without `done` (the VLA) keeps acting for
-    `learned_settle_s` after a manipulation effect is first believed, for the same reason; on
+    `learned_settle_s` after a manipulation effect is first believed, for the same reason, and
+    then until the robot's own state has stood still for `learned_settle_still_s` (at most
+    `learned_settle_max_s`): its demonstrations ended with the arm at rest in the carry or
+    driving posture, which is where the next skill's demonstrations start; on
     a skill that ends near something it keeps driving until its base stands still
     (`learned_arrive_s`, at most `learned_arrive_max_s`): it learnt to stop at the approach pose
     its next skill starts from, which is closer than where `near` first holds."""
@@ -134,8 +162,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.ctx = ctx
         self._settles = _physical(subtask.success)  # fixed per subtask: not re-derived every tick
         self._arrives = _arrives(subtask.success)
-        self._still_anchor: np.ndarray | None = None  # base pose where the current still spell began
-        self._still_since = 0.0
+        self._base_still = StillTimer(_moved, ctx.config.arrive_still_m)  # the believed base pose
+        self._state_still = StillTimer(_state_moved, ctx.config.settle_still_tol)  # observation.state
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))
         self.stall = StallDetector(ctx.config.stall_s, tolerance=1.0)
         self.policy = None
@@ -152,7 +180,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.stall.reset(self.ctx.clock())
         self._next_stall_check = self.ctx.clock()
         self._believed_since = None
-        self._still_anchor = None
+        self._base_still.reset()
+        self._state_still.reset()
         self._start_pose: np.ndarray | None = None
         self._moved_at: float | None = None
         self.feedback_message = "started"
@@ -170,11 +199,15 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             done = getattr(self.policy, "done", None)  # a policy may say when its motion is over
             limit, waited = cfg.settle_s, held
             if done is None and self._settles:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
-                done = held >= cfg.learned_settle_s - 1e-9
+                state = (self.ctx.obs or {}).get("observation.state")
+                still = self._state_still.still_for(state, now)
+                done = held >= cfg.learned_settle_s - 1e-9 and still >= cfg.learned_settle_still_s - 1e-9
+                limit = cfg.learned_settle_max_s
             elif done is None and self._arrives:  # ... and driving goes on until the base stops, once it has set off,
                 arrived = getattr(self.policy, "arrived", None)  # unless the policy knows how far its goal pose is
                 if arrived is None:
-                    arrived = self._moved_at is not None and self._still_for(belief, now) >= cfg.learned_arrive_s - 1e-9
+                    pose = belief.robot.pose if belief is not None else None
+                    arrived = self._moved_at is not None and self._base_still.still_for(pose, now) >= cfg.learned_arrive_s - 1e-9
                 done = arrived
                 limit = cfg.learned_arrive_max_s
                 waited = now - max(self._believed_since, self._moved_at or self._believed_since)
@@ -217,15 +250,6 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             self._start_pose = pose
         elif _moved(pose, self._start_pose, self.ctx.config.depart_m):
             self._moved_at = now
-
-    def _still_for(self, belief: Belief | None, now: float) -> float:
-        """Seconds the believed base pose has stayed within `arrive_still_m` (and rad) of where it stopped."""
-        if belief is None:
-            return 0.0
-        pose = np.asarray(belief.robot.pose, dtype=np.float64)
-        if self._still_anchor is None or _moved(pose, self._still_anchor, self.ctx.config.arrive_still_m):
-            self._still_anchor, self._still_since = pose, now
-        return now - self._still_since
 
     def terminate(self, new_status: Status) -> None:
         if new_status == Status.INVALID:  # preempted or timed out: cancel; the executor holds the robot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import py_trees
 import pytest
 from py_trees.common import Status
@@ -10,7 +11,7 @@ from behaviors.context import BehaviorConfig
 from behaviors.executor import Executor
 from behaviors.tree import SubtaskRetry, components
 from planner.taskgraph import TaskGraph
-from tests.behaviors_fakes import FakeFactory, FakePerception, FakeWorld, Script, approx, chain, subtask
+from tests.behaviors_fakes import FakeFactory, FakePerception, FakePolicy, FakeWorld, Script, approx, chain, subtask
 
 
 def make(graph: TaskGraph, scripts: dict[str, Script], facts: set[str] | None = None, **cfg) -> tuple[Executor, FakeWorld, FakeFactory]:
@@ -206,18 +207,46 @@ def test_success_waits_for_confirmation_and_for_a_policy_that_says_when_it_is_do
     ex.close()
 
 
-def test_a_policy_without_done_keeps_acting_after_a_grasp_is_believed():
-    """A learned policy cannot say its lift is over: after holding(...) first shows it acts on
-    for learned_settle_s; a visible(...) effect ends the skill after the confirmation alone."""
-    from tests.behaviors_fakes import subtask
+class _ArmComesToRest:
+    """A learned manipulation policy: it moves for `moves_for` s (the grasp, lift and retract), then
+    holds still; it cannot say when it is done."""
+
+    def __init__(self, index: int, moves_for: float, dt: float = 0.05) -> None:
+        self.index, self.steps_moving, self.steps = index, round(moves_for / dt), 0
+
+    def reset(self) -> None:
+        self.steps = 0
+
+    def select_action(self, obs) -> np.ndarray:
+        self.steps += 1
+        return np.array([float(self.index), 1.0 if self.steps <= self.steps_moving else 0.0])
+
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        return self.select_action(obs)[None]
+
+
+@pytest.mark.parametrize("moves_for, expected_steps", [
+    (0.8, 10 + 20),  # at rest before learned_settle_s is over: 1 s of settling
+    (2.5, 50 + 10),  # still moving after it: until 0.5 s at rest (2.5 s of motion, then 0.5 s still)
+    (9.0, 10 + 60),  # never at rest in time: learned_settle_max_s after the grasp is believed
+])
+def test_a_policy_without_done_keeps_acting_after_a_grasp_until_its_arm_is_at_rest(moves_for, expected_steps):
+    """A learned policy cannot say its lift is over: after holding(...) first shows it acts on for
+    learned_settle_s and then until its own state stands still for learned_settle_still_s, at
+    most learned_settle_max_s; a visible(...) effect ends the skill after the confirmation alone."""
+    from tests.behaviors_fakes import FakeFactory, FakeWorld, subtask
 
     g = TaskGraph(goal="g")
-    g.add(subtask("t1", "holding(t1)"))
+    g.add(subtask("t1", "holding(t1)", timeout=20.0))
     g.add(subtask("t2", "visible(t2)"), after=["t1"])
-    scripts = {"t1": Script(0.5, effects=("holding(t1)",)), "t2": Script(0.5, effects=("visible(t2)",))}
-    ex, world, _ = make(g, scripts, confirm_s=0.2, learned_settle_s=1.0)
+    world = FakeWorld({"t1": Script(0.5, effects=("holding(t1)",)), "t2": Script(0.5, effects=("visible(t2)",))}, ["t1", "t2"])
+    factory = FakeFactory(world)
+    policies = {"t1": _ArmComesToRest(0, moves_for), "t2": FakePolicy(1)}
+    ex = Executor(world, FakePerception(), lambda s: (factory(s), policies[s.id])[1], g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.2, learned_settle_s=1.0, learned_settle_still_s=0.5, learned_settle_max_s=3.0))
+    ex.start()
     assert ex.run().status == "succeeded"
-    assert sum(1 for a in world.actions if a[0] == 0) == 10 + 20, "0.5 s of work, then 1 s of settling"
+    assert abs(sum(1 for a in world.actions if a[0] == 0) - expected_steps) <= 1, sum(1 for a in world.actions if a[0] == 0)
     assert sum(1 for a in world.actions if a[0] == 1) == 10 + 4, "0.5 s of work, then 0.2 s of confirmation"
     ex.close()
 
