@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
                                               "0.3 m off the approach pose the expert drove to (short of it, past it, "
                                               "beside it, turned): short drives there and back, and picks that line "
                                               "up first.")] = 0.0,
+        arm_offset: Annotated[float, typer.Option("--arm-offset", help="Share of the --carrying drives that start with both "
+                                                  "hands moved off their postures (the held object's up to 15 cm, the "
+                                                  "free one up to 30 cm up): drives that tuck the arms back first.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
@@ -100,7 +103,8 @@ def register(app: typer.Typer) -> None:
                 _fail(f"--arg {a!r} must look like NAME=VALUE, e.g. object=red_cup")
             k, v = a.split("=", 1)
             pinned[k.strip()] = v.strip()
-        shares = {"--dart": dart, "--perturb": perturb, "--from-start": from_start, "--carrying": carrying, "--offset": offset}
+        shares = {"--dart": dart, "--perturb": perturb, "--from-start": from_start, "--carrying": carrying, "--offset": offset,
+                  "--arm-offset": arm_offset}
         bad = {k: v for k, v in shares.items() if not 0 <= v <= 1}
         if bad:
             _fail(", ".join(f"{k} {v}" for k, v in bad.items()) + ": a share must be between 0 and 1")
@@ -109,7 +113,7 @@ def register(app: typer.Typer) -> None:
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
                                dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
-                               carry_fraction=carrying, offset_fraction=offset)
+                               carry_fraction=carrying, offset_fraction=offset, arm_offset_fraction=arm_offset)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:

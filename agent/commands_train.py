@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         skill_weight: Annotated[list[str] | None, typer.Option("--skill-weight", help="SKILL=W: draw that skill's frames W times "
                                                                 "as often (repeat for several), e.g. navigate_to=3.")] = None,
         episode_weight: Annotated[list[str] | None, typer.Option("--episode-weight", help="FLAG=W: draw the frames of "
-                                                                  "episodes collected with that flag (offset, carrying, "
+                                                                  "episodes collected with that flag (offset, carrying, arm_offset, "
                                                                   "from_start, perturbed) W times as often, on top of "
                                                                   "--skill-weight, e.g. offset=6.")] = None,
         navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "

@@ -17,7 +17,8 @@ intensity range, and instruction phrasings that never occur in the training data
 an object already within reach — how the planner plans a pick there, with no navigate_to first.
 `carrying` (navigate_to only) is the drive every serve and tidy makes after its pick: the
 expert first picks an object up where it lies, then the policy drives it to a person or a
-piece of furniture (a drive to an object becomes one to a person, else to a surface).
+piece of furniture (a drive to an object becomes one to a person, else to a surface); the
+trial fails if the object is no longer held at the end.
 """
 
 from __future__ import annotations
@@ -214,9 +215,13 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     # navigate_to: it also wants the expert's final in-reach pose).
     state = world.privileged_state(visibility=skill == "look_for")
     truth = all(state.holds(p) for p in sub.success)
+    dropped = carry is not None and not state.holds(f"holding({carry})")  # a carrying drive must arrive with it
+    truth = truth and not dropped
     agent = outcome is not None and outcome.status == "succeeded"
     if agent and truth:
         reason = ""
+    elif dropped:
+        reason = f"dropped the carried {carry}"
     elif agent:
         reason = "perception confirmed it but the ground truth disagrees"
     elif outcome is not None and outcome.reasons:

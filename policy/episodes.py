@@ -65,10 +65,13 @@ class EpisodeConfig:
     from_start: bool = False  # pick: start where the robot stands when the object is already in reach
     carry: str | None = None  # navigate_to: pick this object up first, so the drive is made holding it
     offset: bool = False  # navigate_to, pick: start off the approach pose the expert drove to (`shift_base`)
+    arm_offset: bool = False  # navigate_to with `carry`: start with both hands off their postures (`displace_hands`)
 
 
 OFFSET_SKILLS = ("navigate_to", "pick")
 OFFSET_RANGE = ((-0.30, 0.12), (-0.15, 0.15), (-0.4, 0.4))  # base-frame x (m, + = forward), y (m), yaw (rad)
+HELD_HAND_RANGE = ((-0.10, 0.05), (-0.08, 0.08), (-0.15, 0.05))  # m added to the held object's hand target (x, y, z)
+FREE_HAND_RANGE = ((-0.10, 0.15), (-0.12, 0.12), (-0.10, 0.30))  # ... and to the free hand's (up to head height)
 
 
 def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, Any], *,
@@ -163,6 +166,23 @@ def shift_base(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator,
     return obs
 
 
+def displace_hands(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Move both hands off the postures the expert left them in (arms only, base still), then hold.
+
+    A learned pick may end with the carried object's hand short of the carry posture, and a
+    learned drive's free hand was seen drifting up until it knocked the cup out of the other:
+    the expert's drive starts by tucking both back (`hold_arms`), and this records it doing so."""
+    s = world.controller.layout.slices
+    a = world.hold_action()
+    holding = world.privileged_state().robot.holding
+    for side in SIDES:
+        ranges = HELD_HAND_RANGE if holding.get(side) else FREE_HAND_RANGE
+        a[s[f"{side}.pos"]] += np.array([rng.uniform(lo, hi) for lo, hi in ranges], dtype=np.float32)
+    for _ in range(round(1.5 / world.control_period)):
+        obs, *_ = world.step(a)
+    return obs
+
+
 def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
             task: str = "", on_setup_step: StepHook | None = None) -> tuple[dict[str, Any], list[SkillResult]]:
     """Reset with `seed` and run the setup skills; returns the observation and the setup results.
@@ -194,6 +214,11 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
                 obs = perturb(world, obs, rng)
             if config.offset and skill in OFFSET_SKILLS:
                 obs = shift_base(world, obs, rng)
+            if config.arm_offset and config.carry and skill == "navigate_to":
+                obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))
+                if not world.holds(f"holding({config.carry})"):
+                    results.append(SkillResult("displace_hands", {"object": config.carry}, False,
+                                               f"{config.carry} fell while the hands were moved", 0, 0.0))
     return with_images(world, obs), results
 
 

@@ -61,6 +61,7 @@ class CollectConfig:
     from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
     carry_fraction: float = 0.0  # share of navigate_to episodes driven holding an object picked up first
     offset_fraction: float = 0.0  # share of navigate_to and pick episodes started off the approach pose
+    arm_offset_fraction: float = 0.0  # share of carrying drives started with both hands off their postures
 
 
 @dataclass
@@ -76,6 +77,7 @@ class EpisodeJob:
     from_start: bool = False
     carry: str | None = None
     offset: bool = False
+    arm_offset: bool = False
 
 
 @dataclass
@@ -141,7 +143,9 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
             carry = str(rng.choice(objects)) if objects else None
         offset = (skill in OFFSET_SKILLS and not from_start and config.offset_fraction > 0
                   and bool(rng.random() < config.offset_fraction))
-        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset))
+        arm_offset = carry is not None and config.arm_offset_fraction > 0 and bool(rng.random() < config.arm_offset_fraction)
+        jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset,
+                               arm_offset))
     return jobs
 
 
@@ -179,13 +183,13 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
 
     out = run_episode(world, job.skill, job.args, job.seed,
                       EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start, carry=job.carry,
-                                    offset=job.offset),
+                                    offset=job.offset, arm_offset=job.arm_offset),
                       on_step=on_step, task=job.task)
     meta = {
         "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
         "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
-        "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset,
+        "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(

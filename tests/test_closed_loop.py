@@ -181,3 +181,14 @@ def test_carrying_drives_hold_an_object_the_expert_picked_up(monkeypatch):
     assert trial.carrying == carry_at_run and trial.args == {"target": "person_1"}
     assert seen["held"] == [carry_at_run] and seen["believed"], seen
     assert not trial.success and "person" in trial.instruction
+
+    class _LetsGo(_Idle):  # opens both hands: whatever else happens, the carried object is lost
+        def select_action(self, obs) -> np.ndarray:
+            a = self.world.hold_action()
+            for side in ("left", "right"):
+                a[self.world.controller.layout.slices[f"{side}.gripper"]] = 0.0
+            return a
+
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _LetsGo(world)))
+    trial = run_trial("vla", "navigate_to", "kitchen", {"target": "red_cup"}, seed=100_001, variation="carrying")
+    assert not trial.truth_success and trial.reason == f"dropped the carried {carry_at_run}", trial.reason

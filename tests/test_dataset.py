@@ -291,3 +291,40 @@ def test_offset_starts_drives_and_picks_off_the_approach_pose():
         world.close()
     bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", "never", "--offset", "2"])
     assert bad.exit_code == 2 and "--offset 2" in " ".join(bad.output.split())
+
+
+def test_arm_offset_starts_carrying_drives_with_the_hands_off_their_postures():
+    """`--arm-offset` moves both hands off their postures before a carrying drive: a learned pick
+    may stop short of the carry posture and a learned free hand drifts; the expert's drive tucks
+    both back before it sets off, holding on to what it carries."""
+    from policy.episodes import EpisodeConfig, prepare, run_skill
+    from policy.expert.motion import CARRY_POS, DRIVE_POS
+
+    skills = ("navigate_to", "pick")
+    config = CollectConfig(scenarios=("kitchen",), skills=skills, episodes=8, seed=90, carry_fraction=0.5, arm_offset_fraction=1.0)
+    jobs = plan_episodes(config)
+    assert any(j.carry for j in jobs) and all(j.arm_offset == (j.carry is not None) for j in jobs), "carrying drives only"
+    plain = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=skills, episodes=8, seed=90, carry_fraction=0.5))
+    assert [(j.args, j.task, j.noise, j.carry) for j in plain] == [(j.args, j.task, j.noise, j.carry) for j in jobs], "drawn last"
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    names = world.controller.proprioception_names()
+    ee = {side: [names.index(f"{side}.ee.{c}") for c in "xyz"] for side in ("left", "right")}
+    try:
+        obs, setup = prepare(world, "navigate_to", {"target": "person_1"}, seed=91,
+                             config=EpisodeConfig(carry="red_cup", arm_offset=True))
+        assert [r.skill for r in setup] == ["navigate_to", "pick"] and all(r.success for r in setup)
+        held = next(s for s, o in world.privileged_state().robot.holding.items() if o == "red_cup")
+        free = "right" if held == "left" else "left"
+        state = world.controller.proprioception()
+        off = {held: np.linalg.norm(state[ee[held]] - CARRY_POS[held]), free: np.linalg.norm(state[ee[free]] - DRIVE_POS[free])}
+        assert off[held] > 0.03 and off[free] > 0.03, off
+        res, _ = run_skill(world, "navigate_to", {"target": "person_1"}, obs)
+        state = world.controller.proprioception()
+        assert res.success and world.holds("holding(red_cup)"), res.reason
+        assert np.linalg.norm(state[ee[held]] - CARRY_POS[held]) < 0.03 and np.linalg.norm(state[ee[free]] - DRIVE_POS[free]) < 0.05
+    finally:
+        world.close()
+    bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", "never", "--arm-offset", "1.5"])
+    assert bad.exit_code == 2 and "--arm-offset 1.5" in " ".join(bad.output.split())
