@@ -77,13 +77,14 @@ def register(app: typer.Typer) -> None:
         carrying: Annotated[float, typer.Option("--carrying", help="Share of navigate_to episodes driven holding an object "
                                                 "the expert first drove to and picked up, as a goal's drives to a surface, "
                                                 "a bin or a person are.")] = 0.0,
-        offset: Annotated[float, typer.Option("--offset", help="Share of navigate_to and pick episodes that start up to "
-                                              "0.3 m off the approach pose the expert drove to (short of it, past it, "
-                                              "beside it, turned): short drives there and back, and picks that line "
-                                              "up first.")] = 0.0,
-        arm_offset: Annotated[float, typer.Option("--arm-offset", help="Share of the --carrying drives that start with both "
-                                                  "hands moved off their postures (the held object's up to 15 cm, the "
-                                                  "free one up to 30 cm up): drives that tuck the arms back first.")] = 0.0,
+        offset: Annotated[float, typer.Option("--offset", help="Share of navigate_to, pick, handover, place and place_in "
+                                              "episodes that start up to 0.3 m off the approach pose the expert drove "
+                                              "to (short of it, past it, beside it, turned): short drives there and "
+                                              "back, and manipulations that line up first.")] = 0.0,
+        arm_offset: Annotated[float, typer.Option("--arm-offset", help="Share of the --carrying drives, handovers, places and "
+                                                  "place_ins that start with both hands moved off their postures (the "
+                                                  "held object's up to 15 cm, the free one up to 30 cm up), as learned "
+                                                  "skills leave them.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "

@@ -64,11 +64,12 @@ class EpisodeConfig:
     perturb: bool = False
     from_start: bool = False  # pick: start where the robot stands when the object is already in reach
     carry: str | None = None  # navigate_to: pick this object up first, so the drive is made holding it
-    offset: bool = False  # navigate_to, pick: start off the approach pose the expert drove to (`shift_base`)
-    arm_offset: bool = False  # navigate_to with `carry`: start with both hands off their postures (`displace_hands`)
+    offset: bool = False  # OFFSET_SKILLS: start off the approach pose the expert drove to (`shift_base`)
+    arm_offset: bool = False  # navigate_to with `carry`, HELD_SKILLS: start with both hands off their postures (`displace_hands`)
 
 
-OFFSET_SKILLS = ("navigate_to", "pick")
+OFFSET_SKILLS = ("navigate_to", "pick", "handover", "place", "place_in")
+HELD_SKILLS = ("handover", "place", "place_in")  # skills that start holding what the set-up picked up
 OFFSET_RANGE = ((-0.30, 0.12), (-0.15, 0.15), (-0.4, 0.4))  # base-frame x (m, + = forward), y (m), yaw (rad)
 HELD_HAND_RANGE = ((-0.10, 0.05), (-0.08, 0.08), (-0.15, 0.05))  # m added to the held object's hand target (x, y, z)
 FREE_HAND_RANGE = ((-0.10, 0.15), (-0.12, 0.12), (-0.10, 0.30))  # ... and to the free hand's (up to head height)
@@ -214,11 +215,12 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
                 obs = perturb(world, obs, rng)
             if config.offset and skill in OFFSET_SKILLS:
                 obs = shift_base(world, obs, rng)
-            if config.arm_offset and config.carry and skill == "navigate_to":
+            held = config.carry if skill == "navigate_to" else args.get("object") if skill in HELD_SKILLS else None
+            if config.arm_offset and held:
                 obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))
-                if not world.holds(f"holding({config.carry})"):
-                    results.append(SkillResult("displace_hands", {"object": config.carry}, False,
-                                               f"{config.carry} fell while the hands were moved", 0, 0.0))
+                if not world.holds(f"holding({held})"):
+                    results.append(SkillResult("displace_hands", {"object": held}, False,
+                                               f"{held} fell while the hands were moved", 0, 0.0))
     return with_images(world, obs), results
 
 

@@ -304,6 +304,8 @@ def test_arm_offset_starts_carrying_drives_with_the_hands_off_their_postures():
     config = CollectConfig(scenarios=("kitchen",), skills=skills, episodes=8, seed=90, carry_fraction=0.5, arm_offset_fraction=1.0)
     jobs = plan_episodes(config)
     assert any(j.carry for j in jobs) and all(j.arm_offset == (j.carry is not None) for j in jobs), "carrying drives only"
+    held = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("pick", "handover"), episodes=4, seed=90, arm_offset_fraction=1.0))
+    assert [j.arm_offset for j in held] == [j.skill == "handover" for j in held], "... and skills that start holding something"
     plain = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=skills, episodes=8, seed=90, carry_fraction=0.5))
     assert [(j.args, j.task, j.noise, j.carry) for j in plain] == [(j.args, j.task, j.noise, j.carry) for j in jobs], "drawn last"
     from scenarios.world import SimWorld, WorldConfig
