@@ -172,7 +172,8 @@ def displace_hands(world: SimWorld, obs: dict[str, Any], rng: np.random.Generato
 
     A learned pick may end with the carried object's hand short of the carry posture, and a
     learned drive's free hand was seen drifting up until it knocked the cup out of the other:
-    the expert's drive starts by tucking both back (`hold_arms`), and this records it doing so."""
+    the expert's next skill starts by bringing both back (`hold_arms`, or the release's raise),
+    and this records it doing so."""
     s = world.controller.layout.slices
     a = world.hold_action()
     holding = world.privileged_state().robot.holding
