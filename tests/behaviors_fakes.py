@@ -27,6 +27,7 @@ class Script:
     stall_attempts: int = 0  # attempts in which the policy holds still
     give_up_attempts: int = 0  # attempts in which the policy reports a failure
     never: bool = False  # keeps moving, never finishes (a timeout)
+    rests: bool = False  # once the effects hold the robot stands still (a learned manipulation's arm at rest)
 
 
 class FakeWorld:
@@ -70,6 +71,8 @@ class FakeWorld:
             sid = self.order[idx]
             script = self.scripts[sid]
             before = self.progress[idx]
+            if script.rests and not script.never and before >= script.duration:
+                speed = 0.0
             self.progress[idx] += speed * self.dt
             if not script.never and before < script.duration <= self.progress[idx] + 1e-9:
                 self.facts |= set(script.effects)

@@ -36,8 +36,8 @@ def fake_graph() -> TaskGraph:
     return g
 
 
-SCRIPTS = {"look1": Script(0.5, effects=("visible(cup)",)), "pick1": Script(1.0, effects=("holding(cup)",)),
-           "hand1": Script(0.5, effects=("given(cup, person)",), removes=("holding(cup)",))}
+SCRIPTS = {"look1": Script(0.5, effects=("visible(cup)",)), "pick1": Script(1.0, effects=("holding(cup)",), rests=True),
+           "hand1": Script(0.5, effects=("given(cup, person)",), removes=("holding(cup)",), rests=True)}
 
 
 def fake_executor(trace: Path | None = None) -> Executor:
