@@ -216,8 +216,8 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
                 obs = perturb(world, obs, rng)
             if config.offset and skill in OFFSET_SKILLS:
                 obs = shift_base(world, obs, rng)
-            held = config.carry if skill == "navigate_to" else args.get("object") if skill in HELD_SKILLS else None
-            if config.arm_offset and held:
+            if config.arm_offset and (held := config.carry if skill == "navigate_to" else
+                                      args.get("object") if skill in HELD_SKILLS else None):
                 obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))
                 if not world.holds(f"holding({held})"):
                     results.append(SkillResult("displace_hands", {"object": held}, False,

@@ -60,8 +60,8 @@ class CollectConfig:
     perturb_fraction: float = 0.15  # share of episodes started from a perturbed state
     from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
     carry_fraction: float = 0.0  # share of navigate_to episodes driven holding an object picked up first
-    offset_fraction: float = 0.0  # share of navigate_to and pick episodes started off the approach pose
-    arm_offset_fraction: float = 0.0  # share of carrying drives, handovers and places started with both hands off their postures
+    offset_fraction: float = 0.0  # share of OFFSET_SKILLS episodes started off the approach pose
+    arm_offset_fraction: float = 0.0  # share of carrying drives and HELD_SKILLS episodes started with the hands moved
 
 
 @dataclass
@@ -143,7 +143,8 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
             carry = str(rng.choice(objects)) if objects else None
         offset = (skill in OFFSET_SKILLS and not from_start and config.offset_fraction > 0
                   and bool(rng.random() < config.offset_fraction))
-        arm_offset = (carry is not None or skill in HELD_SKILLS) and config.arm_offset_fraction > 0 and bool(rng.random() < config.arm_offset_fraction)
+        arm_offset = ((carry is not None or skill in HELD_SKILLS) and config.arm_offset_fraction > 0
+                      and bool(rng.random() < config.arm_offset_fraction))
         jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset,
                                arm_offset))
     return jobs
