@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         skills: Annotated[str, typer.Option("--skills", help="Comma-separated skills.")] = "look_for,navigate_to,pick,place,place_in,handover",
         seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, help="Trials per skill and scenario.")] = 50,
         scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Built-in scenario; repeat for several (default: all).")] = None,
-        variations: Annotated[str, typer.Option("--variations", help="Comma-separated: nominal, wide_poses, lights, unseen_phrasing, from_start (pick only: from the start pose, no navigate_to), carrying (navigate_to only: holding an object the expert picked up, to a person or surface).")] = "nominal",
+        variations: Annotated[str, typer.Option("--variations", help="Comma-separated: nominal, wide_poses, lights, unseen_phrasing, from_start (pick only: from the start pose, no navigate_to), carrying (navigate_to only: holding an object the expert picked up, to a person or surface), off_pose (pick, handover, place, place_in: from up to 0.3 m off the approach pose, hands moved, as a learned drive leaves them).")] = "nominal",
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="VLA checkpoint folder (default: $VLA_AGENT_CHECKPOINT, else the shipped one).")] = None,
         first_seed: Annotated[int, typer.Option("--first-seed", help="Seed of the first trial; far from collection seeds.")] = 100_000,
         runtime: Annotated[str, typer.Option("--runtime", help="How the VLA's chunks become actions: receding (execute n_action_steps, predict again), ensemble (ACT's temporal ensembling) or async.")] = "receding",

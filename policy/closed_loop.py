@@ -19,6 +19,10 @@ an object already within reach — how the planner plans a pick there, with no n
 expert first picks an object up where it lies, then the policy drives it to a person or a
 piece of furniture (a drive to an object becomes one to a person, else to a surface); the
 trial fails if the object is no longer held at the end.
+`off_pose` (pick, handover, place, place_in) starts the skill where a learned drive leaves the
+robot rather than where the expert's does: the base up to 0.3 m and 0.4 rad off the approach
+pose (`policy.episodes.shift_base`) and, for the skills that start holding something, both
+hands moved off their carrying postures (`policy.episodes.displace_hands`).
 """
 
 from __future__ import annotations
@@ -51,8 +55,9 @@ UNSEEN_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 OBSERVE_EVERY = 5  # set-up steps per frame perception sees
 
-VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start", "carrying")
-ONLY_FOR = {"from_start": ("pick",), "carrying": ("navigate_to",)}  # variations that apply to some skills only
+VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start", "carrying", "off_pose")
+ONLY_FOR = {"from_start": ("pick",), "carrying": ("navigate_to",),  # variations that apply to some skills only
+            "off_pose": ("pick", "handover", "place", "place_in")}  # variations that apply to some skills only
 
 
 class Trial(BaseModel):
@@ -182,8 +187,9 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         if setup_steps % OBSERVE_EVERY == 0:
             perception.update(with_images(world, o))
 
-    obs, setup = prepare(world, skill, args, seed, EpisodeConfig(from_start=from_start, carry=carry), task=sub.instruction,
-                         on_setup_step=observe)
+    off_pose = variation == "off_pose"
+    config = EpisodeConfig(from_start=from_start, carry=carry, offset=off_pose, arm_offset=off_pose)
+    obs, setup = prepare(world, skill, args, seed, config, task=sub.instruction, on_setup_step=observe)
     if skill == "navigate_to" and args["target"] in world.scenario.object_by_id():
         # Every method drives to an object after look_for(object) when the object is not yet
         # believed (the learned drive is told where to go from the belief): so does the trial.

@@ -192,3 +192,39 @@ def test_carrying_drives_hold_an_object_the_expert_picked_up(monkeypatch):
     monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _LetsGo(world)))
     trial = run_trial("vla", "navigate_to", "kitchen", {"target": "red_cup"}, seed=100_001, variation="carrying")
     assert not trial.truth_success and trial.reason == f"dropped the carried {carry_at_run}", trial.reason
+
+
+def test_off_pose_starts_held_skills_off_the_approach_pose_with_the_hands_moved(monkeypatch):
+    """The `off_pose` variation is planned for the skills a drive leads into; a handover trial
+    starts from the same scene as the nominal one but with the base shifted off the expert's
+    approach pose and the hands off their carrying postures, still holding the object."""
+    jobs = plan_trials(["vla"], ["look_for", "navigate_to", "pick", "handover"], 1, ["kitchen"], variations=("off_pose",))
+    assert {j[1] for j in jobs} == {"pick", "handover"}
+
+    starts = {}
+
+    class _Records(_Idle):
+        def __init__(self, world, variation) -> None:
+            super().__init__(world)
+            self.variation = variation
+
+        def select_action(self, obs) -> np.ndarray:
+            if self.variation not in starts:
+                state = self.world.privileged_state()
+                starts[self.variation] = dict(base=np.array(state.robot.base), held=dict(state.robot.holding),
+                                              hands=self.world.controller.proprioception().copy())
+            return super().select_action(obs)
+
+    real_subtask = closed_loop.trial_subtask
+    monkeypatch.setattr(closed_loop, "trial_subtask",  # standing still only has to fail
+                        lambda *a: real_subtask(*a).model_copy(update={"timeout_s": 1.0}))
+    args = {"object": "red_cup", "person": "person_1"}
+    for variation in ("nominal", "off_pose"):
+        monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest, v=variation: (lambda subtask: _Records(world, v)))
+        trial = run_trial("vla", "handover", "kitchen", args, seed=100_004, variation=variation)
+        assert not trial.success and not trial.setup_failed, trial.reason
+    nominal, off = starts["nominal"], starts["off_pose"]
+    assert "red_cup" in off["held"].values(), "the object is still held after the hands moved"
+    shift = np.linalg.norm(off["base"][:2] - nominal["base"][:2]) + abs(off["base"][2] - nominal["base"][2])
+    assert shift > 0.02, (nominal["base"], off["base"])
+    assert np.abs(off["hands"][3:] - nominal["hands"][3:]).max() > 0.01, "the arms start elsewhere"
