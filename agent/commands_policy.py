@@ -98,7 +98,10 @@ def register(app: typer.Typer) -> None:
 
         Variations beyond the training distribution: wide_poses (object and robot start poses
         from twice the scenario's ranges), lights (intensities outside the range),
-        unseen_phrasing (instructions phrased in ways absent from training).
+        unseen_phrasing (instructions phrased in ways absent from training). Start states a
+        whole goal reaches: from_start (pick where the robot starts), carrying (a drive holding
+        something), off_pose (a skill started where a learned drive stops, hands off their
+        postures).
         """
         from agent.logging import configure_logging
         from agent.session import checkpoint_path, vla_available

@@ -158,7 +158,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     from behaviors.executor import Executor
     from perception.perception import Perception
     from planner.taskgraph import TaskGraph
-    from policy.episodes import SETTLE_S, EpisodeConfig, prepare, run_skill, with_images
+    from policy.episodes import SETTLE_S, EpisodeConfig, SkillResult, prepare, run_skill, with_images
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -199,6 +199,12 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                 res, obs = run_skill(world, "look_for", {"object": args["target"]}, obs, on_step=observe)
             obs = with_images(world, obs)
             setup.append(res)
+    if off_pose and (not setup or setup[-1].success):
+        # A drive only ends where the skill's preconditions hold (near the person, say): a
+        # shift that undoes one is a start no whole run reaches.
+        state = world.privileged_state()
+        if broken := [str(p) for p in sub.preconditions if not state.holds(p)]:
+            setup.append(SkillResult("shift_base", dict(args), False, f"{', '.join(broken)} no longer holds", 0, 0.0))
     if setup and not setup[-1].success:
         return Trial(**base, success=False, agent_success=False, truth_success=False, setup_failed=True,
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)

@@ -228,3 +228,18 @@ def test_off_pose_starts_held_skills_off_the_approach_pose_with_the_hands_moved(
     shift = np.linalg.norm(off["base"][:2] - nominal["base"][:2]) + abs(off["base"][2] - nominal["base"][2])
     assert shift > 0.02, (nominal["base"], off["base"])
     assert np.abs(off["hands"][3:] - nominal["hands"][3:]).max() > 0.01, "the arms start elsewhere"
+
+
+def test_an_off_pose_start_that_undoes_a_precondition_is_a_failed_set_up(monkeypatch):
+    """A drive ends only where the skill's preconditions hold, so a start whose shift undid one
+    (here one that the set-up never made true) is not a start to judge the skill from."""
+    from scenarios.predicates import Predicate
+
+    real_subtask = closed_loop.trial_subtask
+    monkeypatch.setattr(closed_loop, "trial_subtask", lambda *a: real_subtask(*a).model_copy(
+        update={"preconditions": (*real_subtask(*a).preconditions, Predicate.parse("holding(yellow_box)"))}))
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _Idle(world)))
+    args = {"object": "red_cup", "person": "person_1"}
+    trial = run_trial("vla", "handover", "kitchen", args, seed=100_004, variation="off_pose")
+    assert trial.setup_failed and not trial.success, trial.reason
+    assert trial.reason == "setup shift_base failed: holding(yellow_box) no longer holds", trial.reason
