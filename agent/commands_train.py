@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
         navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "
                                                      "the approach pose and the next route point, see policy.navigation_goal). "
                                                      "With --init-from, adds it to a policy that lacks it.")] = True,
+        state_noise: Annotated[float, typer.Option("--state-noise", min=0.0, max=2.0, help="Std of Gaussian noise on the "
+                                                   "normalised observation.state the model reads while training (0: none), "
+                                                   "so that it reads a skill's phase from the cameras rather than the hand "
+                                                   "pose, e.g. 0.2.")] = 0.0,
     ) -> None:
         """Train the VLA on action chunks; re-running the same command resumes where it stopped.
 
@@ -93,7 +97,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal, weights, flags)
+            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal, weights, flags, state_noise)
             return
         pairs = ()
         if actions == "relative":
@@ -108,7 +112,7 @@ def register(app: typer.Typer) -> None:
             n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=GOAL_DIM if navigation_goal else 0,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
-        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags)
+        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise)
         _run(data, out, config, tcfg, processor)
 
 
@@ -129,18 +133,18 @@ def _weights(specs: list[str] | None, option: str, form: str, example: str) -> d
 
 
 def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str, weights: dict[str, float] | None = None,
-                  flags: dict[str, float] | None = None):
+                  flags: dict[str, float] | None = None, state_noise: float = 0.0):
     from policy.vla.training import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, skill_weights=weights or {},
-                       episode_weights=flags or {},
+                       episode_weights=flags or {}, state_noise=state_noise,
                        warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
                        save_every=max(1, min(500, steps // 4)))
 
 
 def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batch_size: int, lr: float, seed: int,
                device: str, navigation_goal: bool = True, weights: dict[str, float] | None = None,
-               flags: dict[str, float] | None = None) -> None:
+               flags: dict[str, float] | None = None, state_noise: float = 0.0) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
     from policy.navigation_goal import GOAL_DIM
@@ -172,7 +176,7 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batc
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
-    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device, weights, flags), base.processor,
+    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise), base.processor,
          init_weights=base.model.state_dict())
 
 

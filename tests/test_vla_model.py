@@ -168,3 +168,40 @@ def test_relative_pairs_outside_the_sizes_are_refused():
     with pytest.raises(ValueError, match=r"relative_actions pair \(4, 3\)"):
         TINY.model_copy(update={"relative_actions": ((4, 3),)}).model_validate(
             {**TINY.model_dump(), "relative_actions": ((4, 3),)})
+
+
+def _fit_on_state(state_noise: float) -> tuple[float, float]:
+    """Train a tiny model whose targets depend on the state only (the images are noise);
+    returns (first, last) clean training loss."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(5)
+    policy = VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder))
+    data = batch(16, rng, "pick up the red cup")
+    data["action"] = torch.sign(data["observation.state"][:, :4])[:, None, :].expand(16, 5, 4).contiguous()
+    opt = torch.optim.AdamW(policy.parameters(), lr=5e-3)
+    gen = torch.Generator().manual_seed(0)
+    first = policy(data)[0].item()
+    for _ in range(120):
+        loss, _ = policy(data, state_noise=state_noise, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, policy(data)[0].item()
+
+
+def test_state_noise_hides_the_state_from_the_model_but_not_from_the_targets():
+    """Noise on the state the model reads is seeded and absent by default; with enough of it
+    the state no longer tells the model what to do, so targets that depend on it alone are
+    not learnt (a real dataset's images carry the phase instead)."""
+    rng = np.random.default_rng(6)
+    policy = VLAPolicy(RELATIVE, VLAProcessor(RELATIVE, text_embedder=fake_embedder))
+    data = batch(4, rng, "pick up the red cup")
+    data["action"] = torch.as_tensor(rng.normal(size=(4, 5, 4)), dtype=torch.float32)
+    clean = policy(data)[0].item()
+    assert policy(data, state_noise=0.0)[0].item() == clean
+    noisy = [policy(data, state_noise=1.0, generator=torch.Generator().manual_seed(1))[0].item() for _ in range(2)]
+    assert noisy[0] == noisy[1] != clean, "seeded, and the model reads another state"
+    first, learnt = _fit_on_state(0.0)
+    _, blinded = _fit_on_state(2.0)
+    assert learnt < 0.3 * first, (first, learnt)
+    assert blinded > 2 * learnt, (learnt, blinded)

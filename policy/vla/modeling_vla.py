@@ -165,9 +165,17 @@ class VLAPolicy(nn.Module):
             self._queue.extend(chunk[: self.config.n_action_steps])
         return self._queue.popleft().astype(np.float32)
 
-    def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end."""
+    def forward(self, batch: Mapping[str, Any], state_noise: float = 0.0,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end.
+
+        `state_noise` blurs the normalised state the model reads, not the state relative
+        actions are anchored at: the hand pose alone then cannot tell which phase a skill is in
+        (the copycat shortcut of behaviour cloning), the cameras must."""
         images, state, text, raw, env = self._inputs(batch)
+        if state_noise > 0:
+            noise = torch.randn(state.shape, generator=generator) * state_noise  # drawn on the CPU: a seed repeats on any device
+            state = state + noise.to(state.device)
         target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")

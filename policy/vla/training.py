@@ -51,6 +51,9 @@ class TrainConfig(BaseModel):
     save_every: int = Field(500, ge=1)
     augment_shift: int = Field(4, ge=0, description="pixels of random shift (pad + crop)")
     augment_brightness: float = Field(0.15, ge=0.0, le=0.5)
+    state_noise: float = Field(0.0, ge=0.0, le=2.0, description="std of Gaussian noise added to the normalised "
+                               "observation.state the model reads (targets stay anchored at the clean state): a policy "
+                               "that cannot read its phase off the hand pose has to look for it in the images")
     grad_clip: float = Field(10.0, gt=0)
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
@@ -259,7 +262,7 @@ def train(
                 break
             batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             batch = augment(batch, vla_config.image_keys, cfg.augment_shift, cfg.augment_brightness, gen)
-            loss, info = policy(batch)
+            loss, info = policy(batch, state_noise=cfg.state_noise, generator=gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad = float(torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.grad_clip))
