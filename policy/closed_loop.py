@@ -57,7 +57,7 @@ OBSERVE_EVERY = 5  # set-up steps per frame perception sees
 
 VARIATIONS = ("nominal", "wide_poses", "lights", "unseen_phrasing", "from_start", "carrying", "off_pose")
 ONLY_FOR = {"from_start": ("pick",), "carrying": ("navigate_to",),  # variations that apply to some skills only
-            "off_pose": ("pick", "handover", "place", "place_in")}  # variations that apply to some skills only
+            "off_pose": ("pick", "handover", "place", "place_in")}
 
 
 class Trial(BaseModel):
