@@ -202,7 +202,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     if off_pose and (not setup or setup[-1].success):
         # A drive only ends where the skill's preconditions hold (near the person, say): a
         # shift that undoes one is a start no whole run reaches.
-        state = world.privileged_state()
+        state = world.privileged_state(visibility=any(p.name == "visible" for p in sub.preconditions))
         if broken := [str(p) for p in sub.preconditions if not state.holds(p)]:
             setup.append(SkillResult("shift_base", dict(args), False, f"{', '.join(broken)} no longer holds", 0, 0.0))
     if setup and not setup[-1].success:

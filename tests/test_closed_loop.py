@@ -228,6 +228,10 @@ def test_off_pose_starts_held_skills_off_the_approach_pose_with_the_hands_moved(
     shift = np.linalg.norm(off["base"][:2] - nominal["base"][:2]) + abs(off["base"][2] - nominal["base"][2])
     assert shift > 0.02, (nominal["base"], off["base"])
     assert np.abs(off["hands"][3:] - nominal["hands"][3:]).max() > 0.01, "the arms start elsewhere"
+    # a pick's preconditions include visible(object), which the simulator computes on request
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _Idle(world)))
+    trial = run_trial("vla", "pick", "kitchen", {"object": "red_cup"}, seed=100_004, variation="off_pose")
+    assert not trial.success and "error" not in trial.reason, trial.reason
 
 
 def test_an_off_pose_start_that_undoes_a_precondition_is_a_failed_set_up(monkeypatch):
