@@ -96,8 +96,9 @@ def register(app: typer.Typer) -> None:
                               "was collected with it")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
+        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise)
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, steps, batch_size, lr, seed, device, navigation_goal, weights, flags, state_noise)
+            _fine_tune(data, dataset, out, init_from, tcfg, navigation_goal)
             return
         pairs = ()
         if actions == "relative":
@@ -112,7 +113,6 @@ def register(app: typer.Typer) -> None:
             n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=GOAL_DIM if navigation_goal else 0,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
-        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise)
         _run(data, out, config, tcfg, processor)
 
 
@@ -142,9 +142,7 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str
                        save_every=max(1, min(500, steps // 4)))
 
 
-def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batch_size: int, lr: float, seed: int,
-               device: str, navigation_goal: bool = True, weights: dict[str, float] | None = None,
-               flags: dict[str, float] | None = None, state_noise: float = 0.0) -> None:
+def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, navigation_goal: bool = True) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
     from policy.navigation_goal import GOAL_DIM
@@ -176,7 +174,7 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, steps: int, batc
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
-    _run(data, out, cfg, _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise), base.processor,
+    _run(data, out, cfg, tcfg, base.processor,
          init_weights=base.model.state_dict())
 
 

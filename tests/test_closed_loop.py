@@ -63,6 +63,26 @@ class _Idle:
         return np.stack([self.world.hold_action()] * 10)
 
 
+class _LooksFirst(_Idle):
+    """Holds still, calling `look(world)` once, at its first action (the trial's start state)."""
+
+    def __init__(self, world, look) -> None:
+        super().__init__(world)
+        self.look = look
+
+    def select_action(self, obs) -> np.ndarray:
+        if self.look is not None:
+            self.look(self.world)
+            self.look = None
+        return super().select_action(obs)
+
+
+def _short_trials(monkeypatch, timeout_s: float) -> None:
+    """Trials whose subtask times out after `timeout_s`: a policy that stands still only has to fail."""
+    real_subtask = closed_loop.trial_subtask
+    monkeypatch.setattr(closed_loop, "trial_subtask", lambda *a: real_subtask(*a).model_copy(update={"timeout_s": timeout_s}))
+
+
 def test_a_policy_that_does_nothing_fails_with_the_trees_reason(monkeypatch):
     monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest: (lambda subtask: _Idle(world)))
     trial = run_trial("vla", "pick", "kitchen", {"object": "red_cup"}, seed=100_001)
@@ -159,23 +179,13 @@ def test_carrying_drives_hold_an_object_the_expert_picked_up(monkeypatch):
 
     seen = {}
 
-    class _HoldsStill(_Idle):
-        def __init__(self, world, perception) -> None:
-            super().__init__(world)
-            self.perception = perception
+    def look(world, perception) -> None:
+        seen.update(held=[o for o in world.privileged_state().robot.holding.values() if o],
+                    believed=perception.belief.holds(f"holding({carry_at_run})")[0])
 
-        def select_action(self, obs) -> np.ndarray:
-            if not seen:
-                state = self.world.privileged_state()
-                seen.update(held=[o for o in state.robot.holding.values() if o],
-                            believed=self.perception.belief.holds(f"holding({carry_at_run})")[0])
-            return super().select_action(obs)
-
-    monkeypatch.setattr(closed_loop, "_factory",
-                        lambda policy, world, ckpt, runtime, perception: (lambda subtask: _HoldsStill(world, perception)))
-    real_subtask = closed_loop.trial_subtask
-    monkeypatch.setattr(closed_loop, "trial_subtask",  # a short drive: standing still only has to fail
-                        lambda *a: real_subtask(*a).model_copy(update={"timeout_s": 2.0}))
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, ckpt, runtime, perception:
+                        (lambda subtask: _LooksFirst(world, lambda w: look(w, perception))))
+    _short_trials(monkeypatch, 2.0)
     carry_at_run = carrying_args(sc, {"target": "red_cup"}, seed=100_001)[1]
     trial = run_trial("vla", "navigate_to", "kitchen", {"target": "red_cup"}, seed=100_001, variation="carrying")
     assert trial.carrying == carry_at_run and trial.args == {"target": "person_1"}
@@ -203,24 +213,16 @@ def test_off_pose_starts_held_skills_off_the_approach_pose_with_the_hands_moved(
 
     starts = {}
 
-    class _Records(_Idle):
-        def __init__(self, world, variation) -> None:
-            super().__init__(world)
-            self.variation = variation
+    def look(world, variation: str) -> None:
+        state = world.privileged_state()
+        starts[variation] = dict(base=np.array(state.robot.base), held=dict(state.robot.holding),
+                                 hands=world.controller.proprioception().copy())
 
-        def select_action(self, obs) -> np.ndarray:
-            if self.variation not in starts:
-                state = self.world.privileged_state()
-                starts[self.variation] = dict(base=np.array(state.robot.base), held=dict(state.robot.holding),
-                                              hands=self.world.controller.proprioception().copy())
-            return super().select_action(obs)
-
-    real_subtask = closed_loop.trial_subtask
-    monkeypatch.setattr(closed_loop, "trial_subtask",  # standing still only has to fail
-                        lambda *a: real_subtask(*a).model_copy(update={"timeout_s": 1.0}))
+    _short_trials(monkeypatch, 1.0)
     args = {"object": "red_cup", "person": "person_1"}
     for variation in ("nominal", "off_pose"):
-        monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest, v=variation: (lambda subtask: _Records(world, v)))
+        monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, *rest, v=variation:
+                            (lambda subtask: _LooksFirst(world, lambda w: look(w, v))))
         trial = run_trial("vla", "handover", "kitchen", args, seed=100_004, variation=variation)
         assert not trial.success and not trial.setup_failed, trial.reason
     nominal, off = starts["nominal"], starts["off_pose"]
