@@ -150,6 +150,33 @@ def register(app: typer.Typer) -> None:
                       + f"the dataset now holds {info['total_episodes']} episodes, {info['total_frames']} frames, "
                       f"{info['total_tasks']} instructions; {frames / wall:.1f} frames/s with {workers} worker(s)", highlight=False)
 
+    @app.command("collect-targets")
+    def collect_targets_cmd(
+        dataset: Annotated[Path, typer.Option("--dataset", help="A dataset folder written by `vla-agent collect`.")],
+        workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
+    ) -> None:
+        """Add the manipulation target to a dataset's pick, handover, place and place_in episodes
+        recorded before it was kept (`target` in episodes.jsonl, see policy.manipulation_target).
+
+        Each episode is re-run without cameras from its seed and options and kept only if the
+        replay's states match the recording; no frame is rewritten. Exit code 1 if any did not match."""
+        from policy.recording import replay_targets
+
+        if workers < 1:
+            _fail(f"--workers must be at least 1, got {workers}")
+        if not (dataset / "meta" / "info.json").exists():
+            _fail(f"{dataset} holds no dataset (no meta/info.json)")
+        t0 = time.perf_counter()
+        with _progress() as progress:
+            bar = progress.add_task("replaying episodes", total=None)
+            counts = replay_targets(dataset, workers=workers,
+                                    progress=lambda done, total: progress.update(bar, completed=done, total=total))
+        console.print(f"{dataset}: target added to {counts['added']} episodes, {counts['mismatched']} replays did not match "
+                      f"the recording (left without), {counts['already']} had one, {counts['skipped']} need none; "
+                      f"{time.perf_counter() - t0:.0f} s", highlight=False)
+        if counts["mismatched"]:
+            raise typer.Exit(int(ExitCode.FAILED))
+
     @expert_app.command("eval")
     def expert_eval(
         episodes: Annotated[int, typer.Option("--episodes", "-n", help="Seeds per skill and per chain.")] = 200,

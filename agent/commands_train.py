@@ -40,6 +40,13 @@ def register(app: typer.Typer) -> None:
         navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "
                                                      "the approach pose and the next route point, see policy.navigation_goal). "
                                                      "With --init-from, adds it to a policy that lacks it.")] = True,
+        manipulation_target: Annotated[bool | None, typer.Option(help="Condition pick, handover, place and place_in on the point "
+                                                         "they act on (the object, the palm, the spot; after the goal in "
+                                                         "observation.environment_state, see policy.manipulation_target). "
+                                                         "Needs episodes that kept it (`target` in episodes.jsonl: "
+                                                         "recorded since session 11, or `vla-agent collect-targets`). "
+                                                         "With --init-from, adds it to a policy that lacks it. "
+                                                         "Default: on when the dataset has such episodes.")] = None,
         state_noise: Annotated[float, typer.Option("--state-noise", min=0.0, max=2.0, help="Std of Gaussian noise on the "
                                                    "normalised observation.state the model reads while training (0: none), "
                                                    "so that it reads a skill's phase from the cameras rather than the hand "
@@ -53,7 +60,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from policy.dataset import DemonstrationDataset
-        from policy.navigation_goal import GOAL_DIM
+        from policy.navigation_goal import ENV_DIM, GOAL_DIM
         from policy.vla import VLAConfig, VLAProcessor
         from policy.vla.processor_vla import relative_action_pairs
         from policy.vla.training import EPISODE_FLAGS, sample_skills
@@ -95,10 +102,22 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]error:[/] --episode-weight names {', '.join(absent)}, but no episode of {dataset} "
                               "was collected with it")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
+        if manipulation_target is None:
+            manipulation_target = navigation_goal and bool(data.targets)
+        if manipulation_target and not navigation_goal:
+            err_console.print("[bold red]error:[/] --manipulation-target follows the navigation goal in "
+                              "observation.environment_state; use it with --navigation-goal")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        if manipulation_target and not data.targets:
+            err_console.print(f"[bold red]error:[/] no episode of {dataset} kept its manipulation target; record them "
+                              f"again, run `vla-agent collect-targets --dataset {dataset}`, or train with "
+                              "--no-manipulation-target")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         features = data.info["features"]
         tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise)
+        env_dim = ENV_DIM if manipulation_target else GOAL_DIM if navigation_goal else 0
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, tcfg, navigation_goal)
+            _fine_tune(data, dataset, out, init_from, tcfg, env_dim)
             return
         pairs = ()
         if actions == "relative":
@@ -110,7 +129,7 @@ def register(app: typer.Typer) -> None:
         config = VLAConfig(
             image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w),
             state_dim=data.state[0].shape[1], action_dim=data.action[0].shape[1], chunk_size=chunk_size,
-            n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=GOAL_DIM if navigation_goal else 0,
+            n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=env_dim,
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
         _run(data, out, config, tcfg, processor)
@@ -142,10 +161,10 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str
                        save_every=max(1, min(500, steps // 4)))
 
 
-def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, navigation_goal: bool = True) -> None:
+def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: int) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
-    weights keep meaning what they meant (a refit normaliser would shift every input and target)."""
-    from policy.navigation_goal import GOAL_DIM
+    weights keep meaning what they meant (a refit normaliser would shift every input and target).
+    `env_dim` entries of environment state may be added to what it reads, never removed."""
     from policy.vla import VLAPolicy
 
     try:
@@ -166,11 +185,14 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, navigation
         from policy.dataset import DemonstrationDataset
 
         data = DemonstrationDataset(dataset, chunk_size=cfg.chunk_size, image_size=tuple(cfg.image_size))
-    if navigation_goal and not cfg.env_state_dim:
-        cfg = cfg.model_copy(update={"env_state_dim": GOAL_DIM})
-        console.print("the navigation goal is added: its layers start at zero output, so training starts from the policy as it was")
-    elif not navigation_goal and cfg.env_state_dim:
-        err_console.print(f"[bold red]error:[/] --init-from {init_from} reads the navigation goal; --no-navigation-goal cannot remove it")
+    if env_dim > cfg.env_state_dim:
+        added = "the navigation goal" if not cfg.env_state_dim else "the manipulation target"
+        cfg = cfg.model_copy(update={"env_state_dim": env_dim})
+        console.print(f"{added} is added: its new inputs start with zero weight, so training starts from the policy as it was")
+    elif env_dim < cfg.env_state_dim:
+        err_console.print(f"[bold red]error:[/] --init-from {init_from} reads {cfg.env_state_dim} environment-state values "
+                          "(navigation goal, manipulation target); --no-navigation-goal / --no-manipulation-target "
+                          "cannot remove them")
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)

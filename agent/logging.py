@@ -8,6 +8,17 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when an event is written, not when logging was configured: a
+    command run inside another program (a test's CliRunner, a notebook) swaps and closes streams."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(verbose: bool = False, json_lines: bool = False) -> None:
     """Human-readable events on stderr (JSON lines when `json_lines`); debug with `verbose`."""
     level = logging.DEBUG if verbose else logging.WARNING
@@ -19,6 +30,6 @@ def configure_logging(verbose: bool = False, json_lines: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )

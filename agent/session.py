@@ -71,7 +71,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         model.reset()
         return model
 
-    return with_goals(make, bool(model.config.env_state_dim), world.scenario, perception)
+    return with_goals(make, model.config.env_state_dim, world.scenario, perception)
 
 
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,

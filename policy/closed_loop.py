@@ -130,11 +130,11 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     key = (str(checkpoint), runtime)
     if key not in _POLICIES:
         model = VLAPolicy.from_pretrained(checkpoint)
-        _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim > 0)
+        _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim)
     from policy.navigation_goal import with_goals
 
-    runner, reads_goal = _POLICIES[key]
-    return with_goals(lambda subtask: runner, reads_goal, world.scenario, perception)
+    runner, env_dim = _POLICIES[key]
+    return with_goals(lambda subtask: runner, env_dim, world.scenario, perception)
 
 
 def trial_subtask(scenario, skill: str, args: dict[str, str]):

@@ -10,8 +10,12 @@ a training step neither reads nor resizes full-size frames. Each item is one fra
     observation.images.<cam>    float32 (3, H, W) in [0, 1]
     action                      float32 (chunk_size, action_dim), padded past the episode's end
     action_is_pad               bool (chunk_size,)
-    observation.environment_state  float32 (7,): navigate_to's goal, relabelled in hindsight from the
-                                episode's base poses (`policy.navigation_goal`); zeros for other skills
+    observation.environment_state  float32 (env_state_dim,): navigate_to's goal (7), relabelled in
+                                hindsight from the episode's base poses (`policy.navigation_goal`),
+                                then a manipulation's target (4), the world point its expert acted on
+                                (`episodes.jsonl`: `target`) in each frame's base frame
+                                (`policy.manipulation_target`); zeros where a skill has none.
+                                `env_state_dim` 7 gives the goal alone (policies trained before the target)
     task                        the instruction string
     skill, episode_index, frame_index, success
 """
@@ -27,7 +31,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from policy.navigation_goal import GOAL_DIM, GOAL_KEY, GOAL_SKILLS, hindsight_goals
+from policy.manipulation_target import TARGET_SKILLS, hindsight_targets
+from policy.navigation_goal import ENV_DIM, GOAL_DIM, GOAL_KEY, GOAL_SKILLS, hindsight_goals
 from policy.recording import IMAGE_PATH, read_episode
 
 
@@ -52,8 +57,12 @@ class DemonstrationDataset(Dataset):
 
     def __init__(self, root: str | Path, chunk_size: int = 20, cameras: tuple[str, ...] | None = None,
                  include_failed: bool = False, skills: tuple[str, ...] | None = None,
-                 image_size: tuple[int, int] | None = None) -> None:
+                 image_size: tuple[int, int] | None = None, env_state_dim: int = ENV_DIM) -> None:
+        if env_state_dim not in (0, GOAL_DIM, ENV_DIM):
+            raise ValueError(f"env_state_dim is 0, {GOAL_DIM} (navigation goal) or {ENV_DIM} (and manipulation target), "
+                             f"got {env_state_dim}")
         self.root = Path(root)
+        self.env_state_dim = env_state_dim
         self.image_size = tuple(image_size) if image_size else None
         self.chunk_size = int(chunk_size)
         self.info, self.episodes, self.tasks = load_meta(self.root)
@@ -73,6 +82,7 @@ class DemonstrationDataset(Dataset):
             total += len(cols["frame_index"])
         self.total_frames = total
         self.goals = self._goals()
+        self.targets = self._targets()
         self.frames = {cam: self._cache(cam) for cam in self.cameras}
         keep = [i for i, ep in enumerate(self.episodes)
                 if (include_failed or ep["success"]) and not ep.get("superseded")
@@ -86,6 +96,24 @@ class DemonstrationDataset(Dataset):
             return {}
         cols = [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
         return {i: hindsight_goals(self.state[i][:, cols]) for i, ep in enumerate(self.episodes) if ep["skill"] in GOAL_SKILLS}
+
+    def _targets(self) -> dict[int, np.ndarray]:
+        """Manipulation targets of the episodes that kept the point their expert acted on."""
+        names = list(self.info["features"]["observation.state"].get("names") or [])
+        if not all(n in names for n in ("base.x", "base.y", "base.yaw")):
+            return {}
+        cols = [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
+        return {i: hindsight_targets(self.state[i][:, cols], ep["target"]) for i, ep in enumerate(self.episodes)
+                if ep["skill"] in TARGET_SKILLS and ep.get("target") is not None}
+
+    def environment_state(self, e: int, f: int) -> np.ndarray:
+        """(env_state_dim,) goal then target of frame `f` of the episode at position `e`."""
+        env = np.zeros(ENV_DIM, np.float32)
+        if e in self.goals:
+            env[:GOAL_DIM] = self.goals[e][f]
+        if e in self.targets:
+            env[GOAL_DIM:] = self.targets[e][f]
+        return env[: self.env_state_dim]
 
     def _cache(self, cam: str) -> np.ndarray:
         """All frames of one camera as a uint8 (N, H, W, 3) memmap, decoded once."""
@@ -137,7 +165,7 @@ class DemonstrationDataset(Dataset):
             "observation.state": torch.from_numpy(self.state[e][f].copy()),
             "action": torch.from_numpy(chunk),
             "action_is_pad": torch.from_numpy(pad),
-            GOAL_KEY: torch.from_numpy(self.goals[e][f]) if e in self.goals else torch.zeros(GOAL_DIM),
+            GOAL_KEY: torch.from_numpy(self.environment_state(e, f)),
             "task": self.tasks[int(self.task_index[e][f])],
             "skill": ep["skill"],
             "episode_index": ep["episode_index"],

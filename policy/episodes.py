@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from policy.expert.expert import SKILLS, ScriptedExpert, skill_succeeded, validate_skill
+from policy.manipulation_target import TARGET_SKILLS, expert_point
 from scenarios.robot import SIDES
 from scenarios.world import SimWorld
 
@@ -56,6 +57,7 @@ class SkillResult:
     reason: str  # "" on success
     steps: int
     seconds: float
+    target: tuple[float, float, float] | None = None  # world point acted on (`policy.manipulation_target`)
 
 
 @dataclass
@@ -81,6 +83,8 @@ def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, 
     """Run the expert for one skill until it is done or times out (simulated seconds)."""
     expert = ScriptedExpert(world, skill, args)
     expert.reset()
+    held = expert.args.get("object")
+    object_at_start = world.privileged_state().objects[held].pos if skill == "pick" and held else None
     timeout = timeout_s or SKILLS[skill].timeout_s
     t0 = world.time
     steps = 0
@@ -109,7 +113,8 @@ def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, 
         reason = f"timeout after {timeout:.0f} s"
     else:
         reason = "" if ok else f"finished but {skill} effect does not hold"
-    return SkillResult(skill, expert.args, ok, "" if ok else reason, steps, world.time - t0), obs
+    target = expert_point(expert.skill, object_at_start) if skill in TARGET_SKILLS else None
+    return SkillResult(skill, expert.args, ok, "" if ok else reason, steps, world.time - t0, target), obs
 
 
 def setup_steps(skill: str, args: dict[str, str]) -> list[tuple[str, dict[str, str]]]:

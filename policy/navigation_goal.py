@@ -32,6 +32,7 @@ from perception.belief import Belief
 from policy.expert.geometry import to_base, wrap
 from policy.expert.navigation import NavigationError
 from policy.expert.targets import ApproachPose
+from policy.manipulation_target import TARGET_NAMES, TARGET_SKILLS, ManipulationTarget
 from policy.vla.configuration_vla import ENV_KEY
 from scenarios.ground_truth import FurnitureTruth, ObjectTruth, PersonTruth, PrivilegedState, RobotTruth
 from scenarios.robot import SIDES
@@ -41,6 +42,8 @@ GOAL_KEY = ENV_KEY
 GOAL_NAMES = ("goal.valid", "goal.waypoint.x", "goal.waypoint.y", "goal.pose.x", "goal.pose.y",
               "goal.pose.cos_yaw", "goal.pose.sin_yaw")
 GOAL_DIM = len(GOAL_NAMES)
+ENV_NAMES = GOAL_NAMES + TARGET_NAMES  # what a policy with the manipulation target reads
+ENV_DIM = len(ENV_NAMES)
 GOAL_SKILLS = ("navigate_to",)
 LOOKAHEAD_M = 0.6  # m: far enough to say which way round an obstacle, near enough to stay on the route
 ROUTE_STEP_M = 0.05  # m between the route's resampled points
@@ -193,17 +196,28 @@ class NavigationGoal:
 
 
 class GoalConditioned:
-    """A policy with the navigation goal added to every observation of a `navigate_to`.
+    """A policy with its environment state added to every observation: navigate_to's goal
+    (GOAL_NAMES) and, for a policy that reads ENV_DIM entries, a manipulation's target
+    (`policy.manipulation_target`).
 
-    Wraps any policy with LeRobot's methods; other skills pass through untouched (their goal
-    vector is all zero, as in training). `belief` returns perception's latest belief."""
+    Wraps any policy with LeRobot's methods; the entries a skill has no use for are zero, as in
+    training. `belief` returns perception's latest belief; `env_dim` is the width the policy
+    reads (GOAL_DIM for checkpoints from before the manipulation target)."""
 
     def __init__(self, policy: Any, scenario: Scenario, skill: str, args: list[str] | tuple[str, ...],
-                 belief: Callable[[], Belief | None]) -> None:
+                 belief: Callable[[], Belief | None], env_dim: int = GOAL_DIM) -> None:
+        if env_dim not in (GOAL_DIM, ENV_DIM):
+            raise ValueError(f"a policy reads {GOAL_DIM} or {ENV_DIM} environment-state values, not {env_dim}")
         self.policy = policy
         self.goal = NavigationGoal(scenario, args[0]) if skill in GOAL_SKILLS and args else None
+        self.target = None
+        if env_dim == ENV_DIM and skill in TARGET_SKILLS and args:
+            from policy.expert.expert import validate_skill
+
+            self.target = ManipulationTarget(scenario, skill, validate_skill(scenario, skill, list(args)))
+        self.env_dim = env_dim
         self._belief = belief
-        self._last = np.zeros(GOAL_DIM, np.float32)
+        self._last = np.zeros(env_dim, np.float32)
 
     def __getattr__(self, name: str) -> Any:  # `failure`, ... of the wrapped policy, if it has them
         return getattr(self.__dict__["policy"], name)
@@ -224,9 +238,15 @@ class GoalConditioned:
         return None
 
     def _with_goal(self, obs: Mapping[str, Any]) -> dict[str, Any]:
-        goal = self.goal.observation(self._belief()) if self.goal is not None else np.zeros(GOAL_DIM, np.float32)
-        self._last = goal
-        return {**obs, GOAL_KEY: goal}
+        env = np.zeros(self.env_dim, np.float32)
+        if self.goal is not None or self.target is not None:
+            belief = self._belief()
+            if self.goal is not None:
+                env[:GOAL_DIM] = self.goal.observation(belief)
+            if self.target is not None:
+                env[GOAL_DIM:] = self.target.observation(belief)
+        self._last = env
+        return {**obs, GOAL_KEY: env}
 
     def reset(self) -> None:
         self.policy.reset()
@@ -238,9 +258,11 @@ class GoalConditioned:
         return self.policy.predict_action_chunk(self._with_goal(obs))
 
 
-def with_goals(factory: Callable[[Any], Any], reads_goal: bool, scenario: Scenario, perception: Any) -> Callable[[Any], Any]:
-    """`factory` (subtask -> policy) with every policy it makes given navigate_to's goal from
-    `perception`'s latest belief, when the policy reads a goal; else `factory` itself."""
-    if not reads_goal or perception is None:
+def with_goals(factory: Callable[[Any], Any], env_dim: int, scenario: Scenario, perception: Any) -> Callable[[Any], Any]:
+    """`factory` (subtask -> policy) with every policy it makes given its environment state
+    (`GoalConditioned`) from `perception`'s latest belief, when the policy reads `env_dim` > 0
+    values; else `factory` itself."""
+    if not env_dim or perception is None:
         return factory
-    return lambda subtask: GoalConditioned(factory(subtask), scenario, subtask.skill, list(subtask.args), lambda: perception.belief)
+    return lambda subtask: GoalConditioned(factory(subtask), scenario, subtask.skill, list(subtask.args),
+                                           lambda: perception.belief, env_dim)

@@ -192,6 +192,9 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
         "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
+    acted_on = out.chain[-1].target if out.chain and not out.setup_failed else None
+    if acted_on is not None:
+        meta["target"] = [round(v, 5) for v in acted_on]  # world point, see policy.manipulation_target
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(
         job.episode_index,
@@ -364,3 +367,72 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     log.info("collect.done", episodes=len(results), frames=info["total_frames"])
     return info
+
+
+STATE_MATCH_TOL = 1e-3  # largest |recorded - replayed| state entry for a replay to count as the same episode
+
+
+def _replay(args: tuple[dict[str, Any], str, float]) -> tuple[int, list[float] | None, float]:
+    """Re-run one recorded episode without cameras; (episode index, the point its expert acted
+    on, largest state difference from the recording)."""
+    meta, root, fps = args
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from policy.episodes import EpisodeConfig, run_episode
+    from scenarios.world import SimWorld, WorldConfig
+
+    key = (meta["scenario"], "replay", fps)
+    if key not in _WORLD:
+        _WORLD[key] = SimWorld(meta["scenario"], WorldConfig(control_hz=fps, cameras=(), head_depth=False))
+    world = _WORLD[key]
+    states: list[np.ndarray] = []
+    out = run_episode(world, meta["skill"], meta["skill_args"], meta["seed"],
+                      EpisodeConfig(noise_std=meta.get("dart_noise", 0.0), perturb=meta.get("perturbed", False),
+                                    from_start=meta.get("from_start", False), carry=meta.get("carrying"),
+                                    offset=meta.get("offset", False), arm_offset=meta.get("arm_offset", False)),
+                      on_step=lambda obs, action: states.append(np.asarray(obs["observation.state"], np.float32).copy()),
+                      task=meta["tasks"][0])
+    recorded = read_episode(Path(root), meta["episode_index"])["observation.state"]
+    if len(states) != len(recorded):
+        return meta["episode_index"], None, float("inf")
+    diff = float(np.max(np.abs(np.stack(states) - recorded))) if states else 0.0
+    point = out.chain[-1].target if out.chain and not out.setup_failed else None
+    return meta["episode_index"], ([round(v, 5) for v in point] if point is not None else None), diff
+
+
+def replay_targets(root: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Add the manipulation target (`policy.manipulation_target`) to the episodes of a dataset
+    recorded before it was kept, by re-running each one without cameras from its seed and
+    options (the simulation is deterministic). A replay whose states drift from the recording
+    by more than STATE_MATCH_TOL is not trusted: that episode stays without a target.
+    Returns counts: added, mismatched, already (had one), skipped (other skills, failed set-ups)."""
+    from policy.dataset import load_meta
+    from policy.manipulation_target import TARGET_SKILLS
+
+    root = Path(root)
+    info, episodes, _ = load_meta(root)
+    todo = [ep for ep in episodes if ep["skill"] in TARGET_SKILLS and ep.get("target") is None and not ep.get("setup_failed")]
+    counts = {"added": 0, "mismatched": 0, "already": sum(ep.get("target") is not None for ep in episodes)}
+    counts["skipped"] = len(episodes) - len(todo) - counts["already"]
+    args = [(ep, str(root), float(info["fps"])) for ep in todo]
+    found: dict[int, list[float]] = {}
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
+    try:
+        for done, (index, point, diff) in enumerate((pool.map if pool else map)(_replay, args), 1):
+            if point is not None and diff <= STATE_MATCH_TOL:
+                found[index] = point
+                counts["added"] += 1
+            else:
+                counts["mismatched"] += 1
+                log.warning("collect_targets.mismatch", episode=index, max_state_diff=diff, has_point=point is not None)
+            if progress:
+                progress(done, len(args))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for ep in episodes:
+        if ep["episode_index"] in found:
+            ep["target"] = found[ep["episode_index"]]
+    tmp = root / "meta" / "episodes.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(ep, sort_keys=True) + "\n" for ep in episodes))
+    tmp.replace(root / "meta" / "episodes.jsonl")
+    return counts

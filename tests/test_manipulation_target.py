@@ -1,0 +1,166 @@
+"""A manipulation's target: kept with the expert's episodes, relabelled per frame, planned from the belief at run time."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from agent.cli import app
+from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
+from policy.dataset import DemonstrationDataset
+from policy.manipulation_target import TARGET_DIM, ManipulationTarget, believed_point, encode, hindsight_targets
+from policy.navigation_goal import ENV_DIM, GOAL_DIM, GOAL_KEY, GoalConditioned
+from policy.recording import CollectConfig, collect, read_episode, replay_targets
+from policy.vla import VLAPolicy, VLAProcessor
+from policy.vla.training import widen_env_input
+from scenarios.loading import load_scenario
+from test_vla_model import TINY, fake_embedder, one_observation
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def test_encode_puts_the_point_in_the_robot_frame():
+    t = encode((1.0, 2.0, math.pi / 2), (1.0, 3.0, 0.8))  # facing +y: 1 m along world +y is straight ahead
+    np.testing.assert_allclose(t, [1.0, 1.0, 0.0, 0.8], atol=1e-6)
+    bases = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.5, 0.0, math.pi / 2]])
+    t = hindsight_targets(bases, (1.0, 0.0, 0.7))
+    np.testing.assert_allclose(t[:, 1:3], [[1.0, 0.0], [0.5, 0.0], [0.0, -0.5]], atol=1e-6)  # driving and turning move it
+    assert np.all(t[:, 0] == 1.0) and np.all(t[:, 3] == np.float32(0.7))
+    assert not hindsight_targets(bases, None).any()
+
+
+def _belief(pose=(0.2, 0.1, 0.0), hand=(2.4, -0.8, 1.0)) -> Belief:
+    cup = ObjectBelief(id="red_cup", category="cup", colour="red", position=(0.8, 0.12, 0.8), confidence=0.9, last_seen=0.0,
+                       visible=True)
+    return Belief(time=1.0, robot=RobotBelief(pose=pose, gripper_closed={"left": True, "right": False}),
+                  objects={"red_cup": cup},
+                  people={"person_1": PersonBelief(id="person_1", position=(2.6, -0.8), hand=hand, confidence=0.8)},
+                  predicates={"holding(red_cup)": 0.9})
+
+
+def test_believed_points_come_from_perception_and_the_map():
+    kitchen = load_scenario("kitchen")
+    np.testing.assert_allclose(believed_point(kitchen, _belief(), "pick", {"object": "red_cup"}), [0.8, 0.12, 0.8])
+    np.testing.assert_allclose(believed_point(kitchen, _belief(), "handover", {"object": "red_cup", "person": "person_1"}),
+                               [2.4, -0.8, 1.0])
+    unseen_hand = believed_point(kitchen, _belief(hand=None), "handover", {"object": "red_cup", "person": "person_1"})
+    np.testing.assert_allclose(unseen_hand, kitchen.person_by_id()["person_1"].hand_position())  # the map's person
+    assert believed_point(kitchen, _belief(), "pick", {"object": "yellow_box"}) is None  # never seen
+    assert believed_point(kitchen, _belief(), "navigate_to", {"target": "red_cup"}) is None
+    # place: a free spot on the surface's top, chosen as the expert would from where it would stand
+    table = kitchen.furniture_by_id()["table"]
+    spot = believed_point(kitchen, _belief(pose=(table.pos[0] - 1.2, table.pos[1], 0.0)), "place",
+                          {"object": "red_cup", "surface": "table"})
+    assert spot is not None and abs(spot[2] - table.dims[2]) < 1e-6
+    assert abs(spot[0] - table.pos[0]) <= table.dims[0] / 2 and abs(spot[1] - table.pos[1]) <= table.dims[1] / 2
+
+
+def test_the_target_is_fixed_in_the_world_and_follows_the_robot():
+    kitchen = load_scenario("kitchen")
+    target = ManipulationTarget(kitchen, "pick", {"object": "red_cup"})
+    assert not target.observation(None).any()
+    np.testing.assert_allclose(target.observation(_belief(pose=(0.2, 0.12, 0.0))), [1.0, 0.6, 0.0, 0.8], atol=1e-6)
+    moved = _belief(pose=(0.4, 0.12, 0.0))
+    moved.objects["red_cup"] = moved.objects["red_cup"].model_copy(update={"position": (5.0, 5.0, 5.0)})
+    np.testing.assert_allclose(target.observation(moved), [1.0, 0.4, 0.0, 0.8], atol=1e-6)  # kept where it was first believed
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def select_action(self, obs):
+        self.seen.append(obs)
+        return np.zeros(3)
+
+
+def test_goal_conditioned_gives_a_wide_policy_the_target_after_the_goal():
+    kitchen = load_scenario("kitchen")
+    inner = _Recorder()
+    GoalConditioned(inner, kitchen, "pick", ["red_cup"], _belief, env_dim=ENV_DIM).select_action({})
+    env = inner.seen[-1][GOAL_KEY]
+    assert env.shape == (ENV_DIM,) and not env[:GOAL_DIM].any() and env[GOAL_DIM] == 1.0
+    GoalConditioned(inner, kitchen, "navigate_to", ["red_cup"], _belief, env_dim=ENV_DIM).select_action({})
+    env = inner.seen[-1][GOAL_KEY]
+    assert env[0] == 1.0 and not env[GOAL_DIM:].any()
+    GoalConditioned(inner, kitchen, "pick", ["red_cup"], _belief).select_action({})  # a policy from before the target
+    assert inner.seen[-1][GOAL_KEY].shape == (GOAL_DIM,) and not inner.seen[-1][GOAL_KEY].any()
+    with pytest.raises(ValueError, match="environment-state values"):
+        GoalConditioned(inner, kitchen, "pick", ["red_cup"], _belief, env_dim=5)
+
+
+def test_a_policy_widened_for_the_target_acts_as_before_until_trained():
+    goal_tiny = TINY.model_copy(update={"env_state_dim": GOAL_DIM})
+    wide_tiny = TINY.model_copy(update={"env_state_dim": ENV_DIM})
+    base = VLAPolicy(goal_tiny, VLAProcessor(goal_tiny, text_embedder=fake_embedder))
+    with torch.no_grad():
+        base.model.env[2].weight.normal_()  # a trained goal layer, not the zero one a new policy starts with
+    wide = VLAPolicy(wide_tiny, VLAProcessor(wide_tiny, text_embedder=fake_embedder))
+    wide.model.load_state_dict(widen_env_input(base.model.state_dict(), ENV_DIM))
+    obs = one_observation(np.random.default_rng(0))
+    goal = np.array([1.0, 0.5, 0.2, 2.0, -1.0, 0.0, 1.0], np.float32)
+    target = np.array([1.0, 0.4, 0.2, 0.9], np.float32)
+    np.testing.assert_allclose(wide.predict_action_chunk({**obs, GOAL_KEY: np.concatenate([goal, target])}),
+                               base.predict_action_chunk({**obs, GOAL_KEY: goal}), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def picks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("targets") / "picks"
+    collect(CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=2, seed=7, image_size=(32, 40),
+                          dart_fraction=0.5, perturb_fraction=0.0), out)
+    return out
+
+
+def test_recorded_picks_keep_the_object_and_frames_see_it_in_their_base_frame(picks: Path):
+    episodes = [json.loads(x) for x in (picks / "meta" / "episodes.jsonl").read_text().splitlines()]
+    cups = load_scenario("kitchen").object_by_id()
+    for ep in episodes:
+        point = ep["target"]
+        assert len(point) == 3 and abs(point[2] - cups[ep["skill_args"]["object"]].height / 2 - 0.75) < 0.1, point
+    data = DemonstrationDataset(picks, chunk_size=4)
+    item = data[0]
+    assert item[GOAL_KEY].shape == (ENV_DIM,) and item[GOAL_KEY][GOAL_DIM] == 1.0
+    state = read_episode(picks, 0)["observation.state"][0]
+    names = data.info["features"]["observation.state"]["names"]
+    base = [state[names.index(n)] for n in ("base.x", "base.y", "base.yaw")]
+    np.testing.assert_allclose(item[GOAL_KEY][GOAL_DIM:].numpy(), encode(base, episodes[0]["target"]), atol=1e-5)
+    data.env_state_dim = GOAL_DIM
+    assert data[0][GOAL_KEY].shape == (GOAL_DIM,)
+    with pytest.raises(ValueError, match="env_state_dim"):
+        DemonstrationDataset(picks, env_state_dim=9)
+
+
+def test_replay_restores_the_targets_of_an_older_dataset_and_refuses_a_drifted_one(picks: Path, tmp_path: Path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(picks, old)
+    rows = [json.loads(x) for x in (old / "meta" / "episodes.jsonl").read_text().splitlines()]
+    kept = [r.pop("target") for r in rows]
+    (old / "meta" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["train", "--dataset", str(old), "--out", str(tmp_path / "run"), "--manipulation-target"])
+    assert result.exit_code == 2 and "collect-targets" in " ".join(result.output.split())
+    result = runner.invoke(app, ["collect-targets", "--dataset", str(old)])
+    assert result.exit_code == 0, result.output
+    assert "target added to 2 episodes" in " ".join(result.output.split())
+    again = [json.loads(x)["target"] for x in (old / "meta" / "episodes.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(again, kept)
+    # a recording the replay does not reproduce (the seed changed under it) keeps no target
+    rows = [json.loads(x) for x in (old / "meta" / "episodes.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("target")
+    rows[0]["seed"] += 1
+    (old / "meta" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counts = replay_targets(old)
+    assert counts["added"] == 1 and counts["mismatched"] == 1
+    assert "target" not in json.loads((old / "meta" / "episodes.jsonl").read_text().splitlines()[0])
+    bad = runner.invoke(app, ["collect-targets", "--dataset", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "no dataset" in bad.output
