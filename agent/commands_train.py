@@ -196,8 +196,10 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     console.print(f"fine-tuning {init_from}: its config (images {tuple(cfg.image_size)}, chunk {cfg.chunk_size}, "
                   f"{'relative' if cfg.relative_actions else 'absolute'} actions) and normaliser are kept", highlight=False)
-    _run(data, out, cfg, tcfg, base.processor,
-         init_weights=base.model.state_dict())
+    from policy.vla import VLAProcessor
+
+    processor = VLAProcessor(cfg, base.processor.stats)  # the kept normaliser, under the (possibly widened) config
+    _run(data, out, cfg, tcfg, processor, init_weights=base.model.state_dict())
 
 
 def _run(data, out: Path, config, tcfg, processor, init_weights=None) -> None:

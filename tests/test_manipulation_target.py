@@ -164,3 +164,20 @@ def test_replay_restores_the_targets_of_an_older_dataset_and_refuses_a_drifted_o
     assert "target" not in json.loads((old / "meta" / "episodes.jsonl").read_text().splitlines()[0])
     bad = runner.invoke(app, ["collect-targets", "--dataset", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "no dataset" in bad.output
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_goal_only_policy_adds_the_target(picks: Path, tmp_path: Path):
+    common = ["--dataset", str(picks), "--steps", "2", "--batch-size", "8", "--image-size", "32x40", "--chunk-size", "5",
+              "--threads", "1"]
+    result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "goal"), "--no-manipulation-target"])
+    assert result.exit_code == 0, result.output
+    assert VLAPolicy.from_pretrained(tmp_path / "goal" / "pretrained").config.env_state_dim == GOAL_DIM
+    result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "wide"), "--init-from", str(tmp_path / "goal" / "pretrained")])
+    assert result.exit_code == 0, result.output
+    assert "manipulation target is added" in " ".join(result.output.split())
+    wide = VLAPolicy.from_pretrained(tmp_path / "wide" / "pretrained")
+    assert wide.config.env_state_dim == ENV_DIM and wide.processor.config.env_state_dim == ENV_DIM
+    narrow = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "x"), "--init-from", str(tmp_path / "wide" / "pretrained"),
+                                 "--no-manipulation-target"])
+    assert narrow.exit_code == 2 and "cannot remove" in " ".join(narrow.output.split())
