@@ -130,6 +130,7 @@ def register(app: typer.Typer) -> None:
             image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w),
             state_dim=data.state[0].shape[1], action_dim=data.action[0].shape[1], chunk_size=chunk_size,
             n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=env_dim,
+            target_hand_state=_hands(data) if env_dim == ENV_DIM else (),
         )
         processor = VLAProcessor.fit(config, data.state, data.action)
         _run(data, out, config, tcfg, processor)
@@ -161,6 +162,12 @@ def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str
                        save_every=max(1, min(500, steps // 4)))
 
 
+def _hands(data) -> tuple[int, ...]:
+    from policy.manipulation_target import hand_state_indices
+
+    return hand_state_indices(data.info["features"]["observation.state"].get("names") or [])
+
+
 def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: int) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target).
@@ -185,11 +192,18 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
         from policy.dataset import DemonstrationDataset
 
         data = DemonstrationDataset(dataset, chunk_size=cfg.chunk_size, image_size=tuple(cfg.image_size))
-    if env_dim > cfg.env_state_dim:
-        added = "the navigation goal" if not cfg.env_state_dim else "the manipulation target"
-        cfg = cfg.model_copy(update={"env_state_dim": env_dim})
-        console.print(f"{added} is added: its new inputs start with zero weight, so training starts from the policy as it was")
-    elif env_dim < cfg.env_state_dim:
+    from policy.navigation_goal import ENV_DIM
+
+    if env_dim >= cfg.env_state_dim:
+        update = {"env_state_dim": env_dim}
+        if env_dim == ENV_DIM and not cfg.target_hand_state:
+            update["target_hand_state"] = _hands(data)
+        added = ("the navigation goal" if not cfg.env_state_dim else "the manipulation target" if env_dim > cfg.env_state_dim
+                 else "the target's offsets from the hands" if update.get("target_hand_state") else "")
+        cfg = cfg.model_copy(update=update)
+        if added:
+            console.print(f"{added} is added: its new inputs start with zero weight, so training starts from the policy as it was")
+    else:
         err_console.print(f"[bold red]error:[/] --init-from {init_from} reads {cfg.env_state_dim} environment-state values "
                           "(navigation goal, manipulation target); --no-navigation-goal / --no-manipulation-target "
                           "cannot remove them")

@@ -37,6 +37,16 @@ TARGET_DIM = len(TARGET_NAMES)
 TARGET_SKILLS = ("pick", "handover", "place", "place_in")
 
 
+HAND_STATE_NAMES = ("left.ee.x", "left.ee.y", "left.ee.z", "right.ee.x", "right.ee.y", "right.ee.z")
+
+
+def hand_state_indices(state_names: list[str] | tuple[str, ...]) -> tuple[int, ...]:
+    """Indices of the two hands' positions in `observation.state` (`VLAConfig.target_hand_state`);
+    empty if the state does not name them."""
+    names = list(state_names)
+    return tuple(names.index(n) for n in HAND_STATE_NAMES) if all(n in names for n in HAND_STATE_NAMES) else ()
+
+
 def encode(base: tuple[float, float, float] | np.ndarray, point: np.ndarray | tuple[float, ...]) -> np.ndarray:
     """The target vector for a robot at `base` (world x, y, yaw) and a world `point` (x, y, z)."""
     p = to_base(tuple(base), np.asarray(point, float)[:3])

@@ -17,7 +17,7 @@ from policy.dataset import DemonstrationDataset
 from policy.manipulation_target import TARGET_DIM, ManipulationTarget, believed_point, encode, hindsight_targets
 from policy.navigation_goal import ENV_DIM, GOAL_DIM, GOAL_KEY, GoalConditioned
 from policy.recording import CollectConfig, collect, read_episode, replay_targets
-from policy.vla import VLAPolicy, VLAProcessor
+from policy.vla import VLAConfig, VLAPolicy, VLAProcessor
 from policy.vla.training import widen_env_input
 from scenarios.loading import load_scenario
 from test_vla_model import TINY, fake_embedder, one_observation
@@ -98,17 +98,32 @@ def test_goal_conditioned_gives_a_wide_policy_the_target_after_the_goal():
 
 def test_a_policy_widened_for_the_target_acts_as_before_until_trained():
     goal_tiny = TINY.model_copy(update={"env_state_dim": GOAL_DIM})
-    wide_tiny = TINY.model_copy(update={"env_state_dim": ENV_DIM})
+    wide_tiny = TINY.model_copy(update={"env_state_dim": ENV_DIM, "target_hand_state": (0, 1, 2, 3, 4, 5)})
     base = VLAPolicy(goal_tiny, VLAProcessor(goal_tiny, text_embedder=fake_embedder))
     with torch.no_grad():
         base.model.env[2].weight.normal_()  # a trained goal layer, not the zero one a new policy starts with
     wide = VLAPolicy(wide_tiny, VLAProcessor(wide_tiny, text_embedder=fake_embedder))
-    wide.model.load_state_dict(widen_env_input(base.model.state_dict(), ENV_DIM))
+    wide.model.load_state_dict(widen_env_input(base.model.state_dict(), wide_tiny.env_input_dim))
     obs = one_observation(np.random.default_rng(0))
     goal = np.array([1.0, 0.5, 0.2, 2.0, -1.0, 0.0, 1.0], np.float32)
     target = np.array([1.0, 0.4, 0.2, 0.9], np.float32)
     np.testing.assert_allclose(wide.predict_action_chunk({**obs, GOAL_KEY: np.concatenate([goal, target])}),
                                base.predict_action_chunk({**obs, GOAL_KEY: goal}), atol=1e-6)
+
+
+def test_the_model_also_reads_the_targets_offset_from_each_hand():
+    config = TINY.model_copy(update={"env_state_dim": ENV_DIM, "target_hand_state": (3, 4, 5, 0, 1, 2)})
+    assert config.env_input_dim == ENV_DIM + 6
+    processor = VLAProcessor(config, text_embedder=fake_embedder)
+    env = torch.zeros(2, ENV_DIM)
+    env[0, GOAL_DIM:] = torch.tensor([1.0, 0.5, 0.2, 1.0])  # a valid target; the second row has none
+    raw = torch.arange(2 * TINY.state_dim, dtype=torch.float32).reshape(2, TINY.state_dim) / 100
+    features = processor.environment_features(env, raw)
+    np.testing.assert_allclose(features[0, ENV_DIM:ENV_DIM + 3], [0.5 - 0.03, 0.2 - 0.04, 1.0 - 0.05], atol=1e-6)
+    np.testing.assert_allclose(features[0, ENV_DIM + 3:], [0.5, 0.2 - 0.01, 1.0 - 0.02], atol=1e-6)
+    assert not features[1, ENV_DIM:].any() and torch.equal(features[:, :ENV_DIM], env)
+    with pytest.raises(ValueError, match="target_hand_state"):
+        VLAConfig.model_validate({**TINY.model_dump(), "env_state_dim": 0, "target_hand_state": (0, 1, 2, 3, 4, 5)})
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +193,7 @@ def test_fine_tuning_a_goal_only_policy_adds_the_target(picks: Path, tmp_path: P
     assert "manipulation target is added" in " ".join(result.output.split())
     wide = VLAPolicy.from_pretrained(tmp_path / "wide" / "pretrained")
     assert wide.config.env_state_dim == ENV_DIM and wide.processor.config.env_state_dim == ENV_DIM
+    assert len(wide.config.target_hand_state) == 6 and wide.model.env[0].in_features == ENV_DIM + 6
     narrow = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "x"), "--init-from", str(tmp_path / "wide" / "pretrained"),
                                  "--no-manipulation-target"])
     assert narrow.exit_code == 2 and "cannot remove" in " ".join(narrow.output.split())

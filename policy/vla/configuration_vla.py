@@ -51,8 +51,27 @@ class VLAConfig(BaseModel):
         "so slow, precise motions are not lost in the spread of absolute targets across the room",
     )
 
+    target_hand_state: tuple[int, ...] = Field(
+        (),
+        description="state indices of the two hands' positions (left x, y, z, right x, y, z, base frame): the "
+        "model then also reads the manipulation target's offset from each hand (the last four entries of "
+        "`observation.environment_state` are the target, see policy.manipulation_target), the reach itself, "
+        "so it need not learn to subtract one input from another",
+    )
+
+    @property
+    def env_input_dim(self) -> int:
+        """Width of the model's environment-state input: the entries given, plus the target's
+        offsets from the two hands when `target_hand_state` names them."""
+        return self.env_state_dim + (6 if self.target_hand_state else 0)
+
     @model_validator(mode="after")
     def _consistent(self) -> VLAConfig:
+        if self.target_hand_state and (len(self.target_hand_state) != 6 or self.env_state_dim < 4
+                                       or not all(0 <= i < self.state_dim for i in self.target_hand_state)):
+            raise ValueError(f"target_hand_state names six state indices below state_dim {self.state_dim} and needs the "
+                             f"target in the environment state; got {self.target_hand_state} with env_state_dim "
+                             f"{self.env_state_dim}")
         if self.n_action_steps > self.chunk_size:
             raise ValueError(f"n_action_steps ({self.n_action_steps}) cannot exceed chunk_size ({self.chunk_size})")
         if self.d_model % self.n_heads:

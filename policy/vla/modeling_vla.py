@@ -86,7 +86,7 @@ class VLAModel(nn.Module):
         # policy fine-tuned from one without it starts out acting exactly as that one did.
         self.env = None
         if config.env_state_dim:
-            self.env = nn.Sequential(nn.Linear(config.env_state_dim, d), nn.GELU(), nn.Linear(d, d))
+            self.env = nn.Sequential(nn.Linear(config.env_input_dim, d), nn.GELU(), nn.Linear(d, d))
             nn.init.zeros_(self.env[2].weight)
             nn.init.zeros_(self.env[2].bias)
         self.queries = nn.Parameter(torch.zeros(config.chunk_size, d))
@@ -106,7 +106,7 @@ class VLAModel(nn.Module):
         txt = (self.text(text) + self.type_embed[1]).unsqueeze(1)
         st = self.state(state) + self.type_embed[2]
         if self.env is not None:
-            st = st + self.env(env if env is not None else state.new_zeros(b, self.config.env_state_dim))
+            st = st + self.env(env if env is not None else state.new_zeros(b, self.config.env_input_dim))
         st = st.unsqueeze(1)
         q = (self.queries + self.type_embed[3]).unsqueeze(0).expand(b, -1, -1)
         tokens = torch.cat([img, txt, st, q], dim=1)
@@ -142,7 +142,7 @@ class VLAPolicy(nn.Module):
             raise ValueError(f"batch sizes differ: images {images.shape[0]}, state {raw.shape[0]}")
         text = self.processor.tasks(obs, raw.shape[0]).to(device, non_blocking=True)
         env = self.processor.environment_state(obs, raw.shape[0])
-        env = env.to(device, non_blocking=True) if env is not None else None
+        env = self.processor.environment_features(env, raw).to(device, non_blocking=True) if env is not None else None
         return images, self.processor.normalise_state(raw), text, raw, env
 
     @torch.inference_mode()

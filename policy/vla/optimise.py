@@ -71,7 +71,7 @@ def _example_inputs(model: VLAModel, batch: int = 1) -> tuple[torch.Tensor, ...]
     g = torch.Generator().manual_seed(0)
     inputs = (torch.rand(batch, len(c.image_keys), 3, *c.image_size, generator=g),
               torch.randn(batch, c.state_dim, generator=g), torch.randn(batch, c.text_dim, generator=g))
-    return inputs + ((torch.randn(batch, c.env_state_dim, generator=g),) if c.env_state_dim else ())
+    return inputs + ((torch.randn(batch, c.env_input_dim, generator=g),) if c.env_state_dim else ())
 
 
 def _input_names(model: VLAModel) -> list[str]:

@@ -231,6 +231,16 @@ class VLAProcessor:
                                    "(see policy.navigation_goal)")
         return x
 
+    def environment_features(self, env: torch.Tensor, raw_state: torch.Tensor) -> torch.Tensor:
+        """(B, env_input_dim): the environment state, then with `target_hand_state` the target's
+        offset from each hand (zero where no target is valid)."""
+        idx = self.config.target_hand_state
+        if not idx:
+            return env
+        valid, point = env[:, -4:-3], env[:, -3:]
+        hands = raw_state[:, list(idx)].to(env.dtype)
+        return torch.cat([env, valid * (point - hands[:, :3]), valid * (point - hands[:, 3:])], dim=1)
+
     def tasks(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor:
         task = batch.get(TASK_KEY)
         if task is None or (isinstance(task, str) and not task.strip()):

@@ -202,13 +202,13 @@ def _deterministic_cuda() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def widen_env_input(weights: Mapping[str, torch.Tensor], env_state_dim: int) -> dict[str, torch.Tensor]:
-    """`weights` with the environment-state input layer given zero columns up to `env_state_dim`,
+def widen_env_input(weights: Mapping[str, torch.Tensor], env_input_dim: int) -> dict[str, torch.Tensor]:
+    """`weights` with the environment-state input layer given zero columns up to `env_input_dim`,
     so a policy that read the navigation goal alone acts exactly as before on the wider input."""
     out = dict(weights)
     w = out.get("env.0.weight")
-    if w is not None and w.shape[1] < env_state_dim:
-        out["env.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], env_state_dim - w.shape[1])], dim=1)
+    if w is not None and w.shape[1] < env_input_dim:
+        out["env.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], env_input_dim - w.shape[1])], dim=1)
     return out
 
 
@@ -237,7 +237,7 @@ def train(
     if init_weights is not None:
         # A policy fine-tuned to read the navigation goal starts with its goal layers new (zero output);
         # one that gains the manipulation target starts with zero weights on the new inputs.
-        init_weights = widen_env_input(init_weights, vla_config.env_state_dim)
+        init_weights = widen_env_input(init_weights, vla_config.env_input_dim)
         missing, unexpected = policy.model.load_state_dict(init_weights, strict=False)
         if unexpected or any(not k.startswith("env.") for k in missing):
             raise ValueError(f"init weights do not fit this model: missing {missing}, unexpected {unexpected}")
