@@ -14,6 +14,21 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 T0 = time.perf_counter()
 
 
+if len(sys.argv) == 3 and sys.argv[1] == "--compare":  # here: how far the lent machine's frames are from ours
+    import numpy as np
+
+    from scenarios.world import SimWorld
+
+    theirs = np.load(sys.argv[2])
+    world = SimWorld("kitchen")
+    ours, _ = world.reset(seed=0)
+    world.close()
+    for k in theirs.files:
+        d = np.abs(theirs[k].astype(float) - np.asarray(ours[k]).astype(float))
+        print(f"{k}: mean |diff| {d.mean():.2f} of 255, max {d.max():.0f}, pixels off by > 8: {100 * (d.max(-1) > 8).mean():.1f}%")
+    sys.exit(0)
+
+
 def step(name: str):
     def deco(fn):
         try:
@@ -71,6 +86,26 @@ def _egl():
     if not np.asarray(img).any():
         raise RuntimeError("EGL frame is all black")
     return f"frame {img.shape}, mean {float(np.asarray(img).mean()):.1f}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}"
+
+
+@step("frames")
+def _frames():
+    """The kitchen's three cameras at seed 0, kept for comparison with this machine's renderer
+    (`python scripts/device_smoke.py --compare FILE` here)."""
+    import numpy as np
+
+    from scenarios.world import SimWorld
+
+    world = SimWorld("kitchen")
+    try:
+        obs, _ = world.reset(seed=0)
+    finally:
+        world.close()
+    frames = {k: np.asarray(v) for k, v in obs.items() if k.startswith("observation.images.")}
+    out = os.environ.get("OUT")
+    if out:
+        np.savez_compressed(os.path.join(out, "smoke_frames.npz"), **frames)
+    return ", ".join(f"{k.rsplit('.', 1)[-1]} {v.shape}" for k, v in frames.items())
 
 
 @step("encoder")
