@@ -163,6 +163,8 @@ def test_replay_restores_the_targets_of_an_older_dataset_and_refuses_a_drifted_o
     (old / "meta" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["train", "--dataset", str(old), "--out", str(tmp_path / "run"), "--manipulation-target"])
     assert result.exit_code == 2 and "collect-targets" in " ".join(result.output.split())
+    result = runner.invoke(app, ["train", "--dataset", str(old), "--out", str(tmp_path / "run"), "--image-dropout", "0.5"])
+    assert result.exit_code == 2 and "needs --manipulation-target" in " ".join(result.output.split())
     result = runner.invoke(app, ["collect-targets", "--dataset", str(old)])
     assert result.exit_code == 0, result.output
     assert "target added to 2 episodes" in " ".join(result.output.split())
@@ -197,3 +199,30 @@ def test_fine_tuning_a_goal_only_policy_adds_the_target(picks: Path, tmp_path: P
     narrow = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "x"), "--init-from", str(tmp_path / "wide" / "pretrained"),
                                  "--no-manipulation-target"])
     assert narrow.exit_code == 2 and "cannot remove" in " ".join(narrow.output.split())
+
+
+def test_image_dropout_blanks_only_samples_with_a_target():
+    from test_vla_model import batch
+
+    config = TINY.model_copy(update={"env_state_dim": ENV_DIM, "target_hand_state": (0, 1, 2, 3, 4, 5)})
+    policy = VLAPolicy(config, VLAProcessor(config, text_embedder=fake_embedder))
+    rng = np.random.default_rng(3)
+    data = batch(4, rng, "pick up the red cup")
+    data["action"] = torch.as_tensor(rng.normal(size=(4, config.chunk_size, config.action_dim)), dtype=torch.float32)
+    env = torch.zeros(4, ENV_DIM)
+    env[:2, GOAL_DIM:] = torch.tensor([1.0, 0.5, 0.1, 0.9])  # the first two samples have a target
+    data[GOAL_KEY] = env
+    other = {**data, **{k: torch.as_tensor(rng.integers(0, 255, data[k].shape, dtype=np.uint8)) for k in config.image_keys}}
+
+    def loss(b: dict, keep: slice, p: float) -> float:
+        part = {k: (v[keep] if isinstance(v, torch.Tensor) else v[keep]) for k, v in b.items()}
+        return policy(part, image_dropout=p, generator=torch.Generator().manual_seed(0))[0].item()
+
+    # with a target and (almost) every sample dropped, the cameras no longer matter ...
+    assert loss(data, slice(0, 2), 0.95) == pytest.approx(loss(other, slice(0, 2), 0.95), abs=1e-6)
+    assert loss(data, slice(0, 2), 0.0) != pytest.approx(loss(other, slice(0, 2), 0.0), abs=1e-6)
+    # ... without one they always do
+    assert loss(data, slice(2, 4), 0.95) != pytest.approx(loss(other, slice(2, 4), 0.95), abs=1e-6)
+    with pytest.raises(ValueError, match="image_dropout"):
+        VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder))(batch(2, rng, "x") | {"action": data["action"][:2]},
+                                                                          image_dropout=0.5)

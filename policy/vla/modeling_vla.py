@@ -166,16 +166,26 @@ class VLAPolicy(nn.Module):
         return self._queue.popleft().astype(np.float32)
 
     def forward(self, batch: Mapping[str, Any], state_noise: float = 0.0,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                generator: torch.Generator | None = None, image_dropout: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss: L1 on the normalised chunk, ignoring padded steps past an episode's end.
 
         `state_noise` blurs the normalised state the model reads, not the state relative
         actions are anchored at: the hand pose alone then cannot tell which phase a skill is in
-        (the copycat shortcut of behaviour cloning), the cameras must."""
+        (the copycat shortcut of behaviour cloning), the cameras must.
+        `image_dropout` blanks every camera of that share of the samples that have a
+        manipulation target: on the expert's own poses the images predict the reach as well as
+        the target does, so without it the model never learns to read the target it needs
+        off them (modality dropout)."""
         images, state, text, raw, env = self._inputs(batch)
         if state_noise > 0:
             noise = torch.randn(state.shape, generator=generator) * state_noise  # drawn on the CPU: a seed repeats on any device
             state = state + noise.to(state.device)
+        if image_dropout > 0:
+            if env is None or not self.config.target_hand_state:
+                raise ValueError("image_dropout blanks the cameras of samples with a manipulation target: this policy reads none")
+            has_target = env[:, self.config.env_state_dim - 4] > 0
+            drop = (torch.rand(images.shape[0], generator=generator) < image_dropout).to(images.device) & has_target
+            images = images * (~drop).to(images.dtype).view(-1, *([1] * (images.dim() - 1)))
         target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")

@@ -54,6 +54,9 @@ class TrainConfig(BaseModel):
     state_noise: float = Field(0.0, ge=0.0, le=2.0, description="std of Gaussian noise added to the normalised "
                                "observation.state the model reads (targets stay anchored at the clean state): a policy "
                                "that cannot read its phase off the hand pose has to look for it in the images")
+    image_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of the samples with a manipulation target "
+                                 "whose cameras are blanked, so the model learns to reach for the target it is told "
+                                 "rather than only for what the expert's own poses look like")
     grad_clip: float = Field(10.0, gt=0)
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
@@ -276,7 +279,7 @@ def train(
                 break
             batch = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             batch = augment(batch, vla_config.image_keys, cfg.augment_shift, cfg.augment_brightness, gen)
-            loss, info = policy(batch, state_noise=cfg.state_noise, generator=gen)
+            loss, info = policy(batch, state_noise=cfg.state_noise, generator=gen, image_dropout=cfg.image_dropout)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad = float(torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.grad_clip))
