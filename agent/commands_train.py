@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         image_dropout: Annotated[float, typer.Option("--image-dropout", min=0.0, max=0.95, help="Share of the samples with a "
                                                      "manipulation target whose cameras are blanked while training, so "
                                                      "the model learns to read the target (modality dropout), e.g. 0.5.")] = 0.0,
+        env_lr_scale: Annotated[float, typer.Option("--env-lr-scale", min=0.01, max=100.0, help="Learning-rate multiplier "
+                                                    "for the environment-state input layer (new inputs of a fine-tuned "
+                                                    "policy start at zero weight), e.g. 10.")] = 1.0,
         manipulation_target: Annotated[bool | None, typer.Option(help="Condition pick, handover, place and place_in on the point "
                                                          "they act on (the object, the palm, the spot; after the goal in "
                                                          "observation.environment_state, see policy.manipulation_target). "
@@ -121,7 +124,7 @@ def register(app: typer.Typer) -> None:
             err_console.print("[bold red]error:[/] --image-dropout blanks the cameras of samples with a manipulation target; "
                               "it needs --manipulation-target")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
-        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise, image_dropout)
+        tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise, image_dropout, env_lr_scale)
         env_dim = ENV_DIM if manipulation_target else GOAL_DIM if navigation_goal else 0
         if init_from is not None:
             _fine_tune(data, dataset, out, init_from, tcfg, env_dim)
@@ -160,11 +163,13 @@ def _weights(specs: list[str] | None, option: str, form: str, example: str) -> d
 
 
 def _train_config(steps: int, batch_size: int, lr: float, seed: int, device: str, weights: dict[str, float] | None = None,
-                  flags: dict[str, float] | None = None, state_noise: float = 0.0, image_dropout: float = 0.0):
+                  flags: dict[str, float] | None = None, state_noise: float = 0.0, image_dropout: float = 0.0,
+                  env_lr_scale: float = 1.0):
     from policy.vla.training import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, skill_weights=weights or {},
                        episode_weights=flags or {}, state_noise=state_noise, image_dropout=image_dropout,
+                       env_lr_scale=env_lr_scale,
                        warmup_steps=min(500, steps // 10), eval_every=max(1, min(1000, steps // 5)),
                        save_every=max(1, min(500, steps // 4)))
 

@@ -226,3 +226,22 @@ def test_image_dropout_blanks_only_samples_with_a_target():
     with pytest.raises(ValueError, match="image_dropout"):
         VLAPolicy(TINY, VLAProcessor(TINY, text_embedder=fake_embedder))(batch(2, rng, "x") | {"action": data["action"][:2]},
                                                                           image_dropout=0.5)
+
+
+def test_env_lr_scale_speeds_up_the_environment_input_layer_alone(tmp_path: Path):
+    from test_navigation_goal import GOAL_TINY, _GoalData
+
+    from policy.vla.training import TrainConfig, train
+
+    base = VLAPolicy(GOAL_TINY, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder))
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    moved = {}
+    for scale in (1.0, 50.0):
+        cfg = TrainConfig(steps=4, batch_size=8, lr=1e-4, warmup_steps=0, ema_decay=0.0, val_fraction=0.0, log_every=4,
+                          save_every=4, augment_shift=0, augment_brightness=0.0, device="cpu", env_lr_scale=scale)
+        out = train(_GoalData(), tmp_path / str(scale), GOAL_TINY, cfg, VLAProcessor(GOAL_TINY, text_embedder=fake_embedder),
+                    init_weights=before)
+        after = VLAPolicy.from_pretrained(out, text_embedder=fake_embedder).model.state_dict()
+        moved[scale] = {k: float((after[k] - before[k]).abs().max()) for k in ("env.0.weight", "text.weight")}
+    assert moved[50.0]["env.0.weight"] > 10 * moved[1.0]["env.0.weight"]
+    assert moved[50.0]["text.weight"] == pytest.approx(moved[1.0]["text.weight"], rel=0.3)

@@ -57,6 +57,9 @@ class TrainConfig(BaseModel):
     image_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="share of the samples with a manipulation target "
                                  "whose cameras are blanked, so the model learns to reach for the target it is told "
                                  "rather than only for what the expert's own poses look like")
+    env_lr_scale: float = Field(1.0, gt=0.0, le=100.0, description="learning-rate multiplier for the environment-state "
+                                "input layer: inputs added to a trained policy start at zero weight and grow slowly "
+                                "at the rate that fine-tunes the rest")
     grad_clip: float = Field(10.0, gt=0)
     num_workers: int = Field(0, ge=0)
     device: str = "auto"
@@ -246,7 +249,10 @@ def train(
             raise ValueError(f"init weights do not fit this model: missing {missing}, unexpected {unexpected}")
     policy = policy.to(device)
     ema = AveragedModel(policy.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
-    opt = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    env_in = [p for n, p in policy.model.named_parameters() if n.startswith("env.0.")]
+    rest = [p for n, p in policy.model.named_parameters() if not n.startswith("env.0.")]
+    groups = [{"params": rest}] + ([{"params": env_in, "lr": cfg.lr * cfg.env_lr_scale}] if env_in else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
