@@ -207,14 +207,18 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
     from policy.navigation_goal import ENV_DIM
 
     if env_dim >= cfg.env_state_dim:
-        update = {"env_state_dim": env_dim}
+        update: dict = {}
+        added = []
+        if env_dim > cfg.env_state_dim:
+            update["env_state_dim"] = env_dim
+            added.append("the navigation goal" if not cfg.env_state_dim else "the manipulation target")
         if env_dim == ENV_DIM and not cfg.target_hand_state:
             update["target_hand_state"] = _hands(data)
-        added = ("the navigation goal" if not cfg.env_state_dim else "the manipulation target" if env_dim > cfg.env_state_dim
-                 else "the target's offsets from the hands" if update.get("target_hand_state") else "")
+            added.append("the target's offsets from the hands")
         cfg = cfg.model_copy(update=update)
         if added:
-            console.print(f"{added} is added: its new inputs start with zero weight, so training starts from the policy as it was")
+            console.print(f"{' and '.join(added)} added: new inputs start with zero weight, so training starts from the "
+                          "policy as it was")
     else:
         err_console.print(f"[bold red]error:[/] --init-from {init_from} reads {cfg.env_state_dim} environment-state values "
                           "(navigation goal, manipulation target); --no-navigation-goal / --no-manipulation-target "

@@ -89,20 +89,25 @@ class DemonstrationDataset(Dataset):
                 and (skills is None or ep["skill"] in skills)]
         self.items = [(i, f) for i in keep for f in range(len(self.state[i]))]
 
-    def _goals(self) -> dict[int, np.ndarray]:
-        """Hindsight navigation goals of the goal-conditioned skills' episodes, by episode position."""
+    def _base_columns(self) -> list[int] | None:
+        """Where the base pose (x, y, yaw) sits in `observation.state`; None if it is not named."""
         names = list(self.info["features"]["observation.state"].get("names") or [])
         if not all(n in names for n in ("base.x", "base.y", "base.yaw")):
+            return None
+        return [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
+
+    def _goals(self) -> dict[int, np.ndarray]:
+        """Hindsight navigation goals of the goal-conditioned skills' episodes, by episode position."""
+        cols = self._base_columns()
+        if cols is None:
             return {}
-        cols = [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
         return {i: hindsight_goals(self.state[i][:, cols]) for i, ep in enumerate(self.episodes) if ep["skill"] in GOAL_SKILLS}
 
     def _targets(self) -> dict[int, np.ndarray]:
         """Manipulation targets of the episodes that kept the point their expert acted on."""
-        names = list(self.info["features"]["observation.state"].get("names") or [])
-        if not all(n in names for n in ("base.x", "base.y", "base.yaw")):
+        cols = self._base_columns()
+        if cols is None:
             return {}
-        cols = [names.index(n) for n in ("base.x", "base.y", "base.yaw")]
         return {i: hindsight_targets(self.state[i][:, cols], ep["target"]) for i, ep in enumerate(self.episodes)
                 if ep["skill"] in TARGET_SKILLS and ep.get("target") is not None}
 

@@ -83,8 +83,8 @@ def run_skill(world: SimWorld, skill: str, args: dict[str, str], obs: dict[str, 
     """Run the expert for one skill until it is done or times out (simulated seconds)."""
     expert = ScriptedExpert(world, skill, args)
     expert.reset()
-    held = expert.args.get("object")
-    object_at_start = world.privileged_state().objects[held].pos if skill == "pick" and held else None
+    picked = expert.args.get("object") if skill == "pick" else None
+    object_at_start = world.privileged_state().objects[picked].pos if picked else None
     timeout = timeout_s or SKILLS[skill].timeout_s
     t0 = world.time
     steps = 0

@@ -29,6 +29,7 @@ import numpy as np
 from perception.belief import Belief
 from policy.expert.geometry import to_base
 from policy.expert.motion import CARRY_POS
+from policy.expert.skills import Pick
 from scenarios.ground_truth import PrivilegedState
 from scenarios.schema import Scenario
 
@@ -71,7 +72,7 @@ def expert_point(skill: Any, object_at_start: np.ndarray | tuple[float, ...] | N
     spot = getattr(skill, "spot", None)
     if spot is not None:
         return tuple(float(v) for v in np.asarray(spot)[:3])  # type: ignore[return-value]
-    if type(skill).__name__ == "Pick" and object_at_start is not None:
+    if isinstance(skill, Pick) and object_at_start is not None:
         return tuple(float(v) for v in np.asarray(object_at_start)[:3])  # type: ignore[return-value]
     return None
 

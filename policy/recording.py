@@ -192,9 +192,9 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
         "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
-    acted_on = out.chain[-1].target if out.chain and not out.setup_failed else None
+    acted_on = _acted_on(out)
     if acted_on is not None:
-        meta["target"] = [round(v, 5) for v in acted_on]  # world point, see policy.manipulation_target
+        meta["target"] = acted_on  # world point, see policy.manipulation_target
     dim_s = len(world.controller.proprioception_names())
     return EpisodeData(
         job.episode_index,
@@ -202,6 +202,12 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         np.stack(actions) if actions else np.zeros((0, world.controller.layout.dim), np.float32),
         meta,
     )
+
+
+def _acted_on(out: Any) -> list[float] | None:
+    """The world point an episode's skill acted on (`EpisodeOutcome`), as kept in episodes.jsonl."""
+    point = out.chain[-1].target if out.chain and not out.setup_failed else None
+    return [round(v, 5) for v in point] if point is not None else None
 
 
 def _record(args: tuple[EpisodeJob, str, tuple[int, int], float]) -> EpisodeData:
@@ -395,8 +401,7 @@ def _replay(args: tuple[dict[str, Any], str, float]) -> tuple[int, list[float] |
     if len(states) != len(recorded):
         return meta["episode_index"], None, float("inf")
     diff = float(np.max(np.abs(np.stack(states) - recorded))) if states else 0.0
-    point = out.chain[-1].target if out.chain and not out.setup_failed else None
-    return meta["episode_index"], ([round(v, 5) for v in point] if point is not None else None), diff
+    return meta["episode_index"], _acted_on(out), diff
 
 
 def replay_targets(root: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:

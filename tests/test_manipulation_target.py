@@ -192,7 +192,7 @@ def test_fine_tuning_a_goal_only_policy_adds_the_target(picks: Path, tmp_path: P
     assert VLAPolicy.from_pretrained(tmp_path / "goal" / "pretrained").config.env_state_dim == GOAL_DIM
     result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "wide"), "--init-from", str(tmp_path / "goal" / "pretrained")])
     assert result.exit_code == 0, result.output
-    assert "manipulation target is added" in " ".join(result.output.split())
+    assert "manipulation target and the target's offsets from the hands added" in " ".join(result.output.split())
     wide = VLAPolicy.from_pretrained(tmp_path / "wide" / "pretrained")
     assert wide.config.env_state_dim == ENV_DIM and wide.processor.config.env_state_dim == ENV_DIM
     assert len(wide.config.target_hand_state) == 6 and wide.model.env[0].in_features == ENV_DIM + 6
