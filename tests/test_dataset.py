@@ -81,7 +81,9 @@ def test_loader_yields_action_chunks_with_padding(small: Path):
 
     png = np.asarray(Image.open(small / "images/observation.images.head/episode_000000/frame_000000.png"))
     np.testing.assert_array_equal((first["observation.images.head"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), png)
-    assert not first["observation.environment_state"].any(), "a pick has no navigation goal"
+    env = first["observation.environment_state"].numpy()
+    assert env.shape == (11,) and not env[:7].any(), "a pick has no navigation goal"
+    assert env[7] == 1.0, "... but the object it picks, kept with the episode, as its target"
     batch = next(iter(make_dataloader(ds, batch_size=5)))
     assert batch["action"].shape == (5, 16, 19) and len(batch["task"]) == 5
     again = DemonstrationDataset(small, chunk_size=16, include_failed=True)  # reads the frame cache
@@ -256,7 +258,7 @@ def test_carrying_records_a_drive_made_holding_an_object(tmp_path: Path):
     base = data.state[0][:, :3]
     first, last = data[0][GOAL_KEY].numpy(), data[len(data) - 1][GOAL_KEY].numpy()
     assert first[0] == 1.0 and np.hypot(*first[3:5]) == pytest.approx(np.hypot(*(base[-1, :2] - base[0, :2])), abs=1e-4)
-    np.testing.assert_allclose(last, [1, 0, 0, 0, 0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(last, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0], atol=1e-6)  # a drive has no manipulation target
     bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(tmp_path / "b"), "--carrying", "2"])
     assert bad.exit_code == 2 and "--carrying 2" in " ".join(bad.output.split())
 
