@@ -24,7 +24,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,9 @@ from policy.evaluation import sample_args
 from policy.expert.expert import SKILLS, SkillError, candidates, validate_skill
 from policy.instructions import instruction
 from scenarios.loading import load_scenario
+
+if TYPE_CHECKING:
+    from policy.episodes import EpisodeConfig
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +81,21 @@ class EpisodeJob:
     carry: str | None = None
     offset: bool = False
     arm_offset: bool = False
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> EpisodeJob:
+        """The job that recorded an episode, from its episodes.jsonl row (to replay it)."""
+        return cls(meta["episode_index"], meta["scenario"], meta["skill"], meta["skill_args"], meta["seed"],
+                   meta["tasks"][0], meta.get("dart_noise", 0.0), meta.get("perturbed", False),
+                   meta.get("from_start", False), meta.get("carrying"), meta.get("offset", False),
+                   meta.get("arm_offset", False))
+
+    def episode_config(self) -> EpisodeConfig:
+        """How `policy.episodes` starts this episode (noise, perturbation, offsets, carrying)."""
+        from policy.episodes import EpisodeConfig
+
+        return EpisodeConfig(noise_std=self.noise, perturb=self.perturbed, from_start=self.from_start, carry=self.carry,
+                             offset=self.offset, arm_offset=self.arm_offset)
 
 
 @dataclass
@@ -158,7 +176,7 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from PIL import Image
 
-    from policy.episodes import EpisodeConfig, run_episode
+    from policy.episodes import run_episode
     from scenarios.world import SimWorld, WorldConfig
 
     key = (job.scenario, tuple(image_size), fps)
@@ -182,10 +200,7 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         for cam in CAMERAS:
             Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
 
-    out = run_episode(world, job.skill, job.args, job.seed,
-                      EpisodeConfig(noise_std=job.noise, perturb=job.perturbed, from_start=job.from_start, carry=job.carry,
-                                    offset=job.offset, arm_offset=job.arm_offset),
-                      on_step=on_step, task=job.task)
+    out = run_episode(world, job.skill, job.args, job.seed, job.episode_config(), on_step=on_step, task=job.task)
     meta = {
         "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
         "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
@@ -383,25 +398,22 @@ def _replay(args: tuple[dict[str, Any], str, float]) -> tuple[int, list[float] |
     on, largest state difference from the recording)."""
     meta, root, fps = args
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from policy.episodes import EpisodeConfig, run_episode
+    from policy.episodes import run_episode
     from scenarios.world import SimWorld, WorldConfig
 
-    key = (meta["scenario"], "replay", fps)
+    job = EpisodeJob.from_meta(meta)
+    key = (job.scenario, "replay", fps)
     if key not in _WORLD:
-        _WORLD[key] = SimWorld(meta["scenario"], WorldConfig(control_hz=fps, cameras=(), head_depth=False))
-    world = _WORLD[key]
+        _WORLD[key] = SimWorld(job.scenario, WorldConfig(control_hz=fps, cameras=(), head_depth=False))
     states: list[np.ndarray] = []
-    out = run_episode(world, meta["skill"], meta["skill_args"], meta["seed"],
-                      EpisodeConfig(noise_std=meta.get("dart_noise", 0.0), perturb=meta.get("perturbed", False),
-                                    from_start=meta.get("from_start", False), carry=meta.get("carrying"),
-                                    offset=meta.get("offset", False), arm_offset=meta.get("arm_offset", False)),
+    out = run_episode(_WORLD[key], job.skill, job.args, job.seed, job.episode_config(),
                       on_step=lambda obs, action: states.append(np.asarray(obs["observation.state"], np.float32).copy()),
-                      task=meta["tasks"][0])
-    recorded = read_episode(Path(root), meta["episode_index"])["observation.state"]
+                      task=job.task)
+    recorded = read_episode(Path(root), job.episode_index)["observation.state"]
     if len(states) != len(recorded):
-        return meta["episode_index"], None, float("inf")
+        return job.episode_index, None, float("inf")
     diff = float(np.max(np.abs(np.stack(states) - recorded))) if states else 0.0
-    return meta["episode_index"], _acted_on(out), diff
+    return job.episode_index, _acted_on(out), diff
 
 
 def replay_targets(root: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:

@@ -183,8 +183,7 @@ class VLAPolicy(nn.Module):
         if image_dropout > 0:
             if env is None or not self.config.target_hand_state:
                 raise ValueError("image_dropout blanks the cameras of samples with a manipulation target: this policy reads none")
-            has_target = env[:, self.config.env_state_dim - 4] > 0
-            drop = (torch.rand(images.shape[0], generator=generator) < image_dropout).to(images.device) & has_target
+            drop = (torch.rand(images.shape[0], generator=generator) < image_dropout).to(images.device) & self.processor.has_target(env)
             images = images * (~drop).to(images.dtype).view(-1, *([1] * (images.dim() - 1)))
         target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):

@@ -237,9 +237,13 @@ class VLAProcessor:
         idx = self.config.target_hand_state
         if not idx:
             return env
-        valid, point = env[:, -4:-3], env[:, -3:]
+        valid, point = env[:, -4:-3], env[:, -3:]  # the target is the environment state's last four entries
         hands = raw_state[:, list(idx)].to(env.dtype)
         return torch.cat([env, valid * (point - hands[:, :3]), valid * (point - hands[:, 3:])], dim=1)
+
+    def has_target(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: which rows of `environment_features` carry a valid manipulation target."""
+        return features[:, self.config.env_state_dim - 4] > 0
 
     def tasks(self, batch: Mapping[str, Any], batch_size: int) -> torch.Tensor:
         task = batch.get(TASK_KEY)
