@@ -43,7 +43,9 @@ def _rate(cell) -> str:
 
 
 def markdown(cells: dict, policies: list[str], variations: list[str]) -> str:
-    """The tables as Markdown (one per variation), failure reasons below each."""
+    """The tables as Markdown (one per variation), drives' arrival and failure reasons below each."""
+    from policy.closed_loop import Cell, arrival_summary
+
     lines = []
     for variation in variations:
         keys = sorted({(s, sc) for (v, s, sc, _p) in cells if v == variation},
@@ -58,6 +60,8 @@ def markdown(cells: dict, policies: list[str], variations: list[str]) -> str:
             name = f"**{skill}**" if sc == "all" else skill
             lines.append(f"| {name} | {sc} | " + " | ".join(row) + f" | {fc} |")
         lines.append("")
+        lines += [f"Arrival of {p}'s drives ({sc}): {text}" + "\n" for (skill, sc) in keys for p in policies
+                  if skill == "navigate_to" and (text := arrival_summary(cells.get((variation, skill, sc, p), Cell())))]
         for p in policies:
             reasons = {}
             for (v, s, sc, pp), cell in cells.items():
@@ -105,7 +109,7 @@ def register(app: typer.Typer) -> None:
         """
         from agent.logging import configure_logging
         from agent.session import checkpoint_path, vla_available
-        from policy.closed_loop import SKILL_NAMES, VARIATIONS, evaluate, plan_trials, tabulate
+        from policy.closed_loop import SKILL_NAMES, VARIATIONS, arrival_summary, evaluate, plan_trials, tabulate
         from scenarios.loading import builtin_scenarios
 
         pols = _split(policies, ("vla", "expert"), "policies")
@@ -158,12 +162,13 @@ def register(app: typer.Typer) -> None:
             console.print(table)
         md = markdown(cells, pols, var_list)
         for line in md.splitlines():
-            if line.startswith("Failures of"):
+            if line.startswith(("Failures of", "Arrival of")):
                 console.print(line, highlight=False, soft_wrap=True)
         if out is not None:
             (out / "table.md").write_text(md + "\n")
             summary = {f"{v}/{s}/{sc}/{p}": {"successes": c.successes, "started": c.started, "setup_failures": c.setup_failures,
                                               "false_confirmations": c.agent_only, "rate": None if math.isnan(c.rate) else c.rate,
-                                              "reasons": dict(c.reasons)} for (v, s, sc, p), c in cells.items()}
+                                              "reasons": dict(c.reasons), **({"arrival": arrival_summary(c)} if c.arrivals else {})}
+                       for (v, s, sc, p), c in cells.items()}
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             console.print(f"wrote {out / 'trials.jsonl'}, {out / 'table.md'}, {out / 'summary.json'}", highlight=False)

@@ -40,6 +40,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from policy.evaluation import episode_plan
+from policy.navigation_goal import ARRIVED_M, ARRIVED_RAD
 
 SKILL_NAMES = ("look_for", "navigate_to", "pick", "place", "place_in", "handover")
 
@@ -79,6 +80,11 @@ class Trial(BaseModel):
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
     ticks: int = 0
+    # navigate_to: where the base stopped, from the approach pose a learned drive is given as
+    # its goal (the expert's choice, planned on the final ground truth); demonstrations of the
+    # next skill start there.
+    arrival_m: float | None = None
+    arrival_rad: float | None = None
 
 
 def varied_scenario(scenario, variation: str):
@@ -229,6 +235,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     truth = all(state.holds(p) for p in sub.success)
     dropped = carry is not None and not state.holds(f"holding({carry})")  # a carrying drive must arrive with it
     truth = truth and not dropped
+    arrival = arrival_error(world.scenario, state, args["target"]) if skill == "navigate_to" else None
     agent = outcome is not None and outcome.status == "succeeded"
     if agent and truth:
         reason = ""
@@ -241,7 +248,26 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     else:
         reason = "did not finish"
     return Trial(**base, success=agent and truth, agent_success=agent, truth_success=truth, reason=reason,
-                 sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks)
+                 sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks,
+                 arrival_m=arrival[0] if arrival else None, arrival_rad=arrival[1] if arrival else None)
+
+
+def arrival_error(scenario, state, target: str) -> tuple[float, float] | None:
+    """(distance m, |heading| rad) of the true base from the approach pose the expert would drive
+    to from where it stands (`navigation_goal.plan_route`, what a learned drive's goal names; the
+    expert itself stops short of it when the target is already within reach); None when there is none. The precision a learned drive must reach:
+    a pick from 5 cm past the pose fails where one from the pose succeeds (README, figures)."""
+    import math
+
+    from policy.expert.geometry import wrap
+    from policy.navigation_goal import plan_route
+
+    route = plan_route(scenario, state, target)
+    if route is None:
+        return None
+    x, y, yaw = state.robot.base
+    p = route.pose
+    return round(math.hypot(x - p.x, y - p.y), 4), round(abs(float(wrap(yaw - p.yaw))), 4)
 
 
 def carrying_args(scenario, args: dict[str, str], seed: int) -> tuple[dict[str, str], str]:
@@ -287,6 +313,7 @@ class Cell:
     agent_only: int = 0  # believed done but not true: perception's false confirmations
     reasons: Counter = field(default_factory=Counter)
     sim_seconds: float = 0.0
+    arrivals: list[tuple[float, float]] = field(default_factory=list)  # navigate_to: (m, rad) per started trial
 
     @property
     def started(self) -> int:
@@ -299,6 +326,8 @@ class Cell:
     def add(self, t: Trial) -> None:
         self.trials += 1
         self.sim_seconds += t.sim_seconds
+        if not t.setup_failed and t.arrival_m is not None and t.arrival_rad is not None:
+            self.arrivals.append((t.arrival_m, t.arrival_rad))
         if t.setup_failed:
             self.setup_failures += 1
         elif t.success:
@@ -307,6 +336,17 @@ class Cell:
             self.agent_only += int(t.agent_success and not t.truth_success)
         if not t.success:
             self.reasons[t.reason] += 1
+
+
+def arrival_summary(cell: Cell, within_m: float = ARRIVED_M, within_rad: float = ARRIVED_RAD) -> str:
+    """How precisely the drives stopped: the share within the goal tolerance the tree accepts
+    (`policy.navigation_goal.ARRIVED_M`/`ARRIVED_RAD`) and the medians; "" without drives."""
+    if not cell.arrivals:
+        return ""
+    a = np.array(cell.arrivals)
+    ok = int(np.sum((a[:, 0] <= within_m) & (a[:, 1] <= within_rad)))
+    return (f"{ok}/{len(a)} within {100 * within_m:.1f} cm and {within_rad:g} rad; "
+            f"median {100 * float(np.median(a[:, 0])):.1f} cm, {float(np.median(a[:, 1])):.3f} rad")
 
 
 def plan_trials(policies: Iterable[str], skills: Iterable[str], seeds: int, scenarios: list[str] | None = None,

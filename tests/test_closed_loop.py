@@ -111,6 +111,27 @@ def test_a_drive_to_an_object_starts_with_the_object_believed(monkeypatch):
     assert not trial.setup_failed and seen and seen[0], trial.reason
 
 
+def test_a_drive_reports_how_far_from_the_approach_pose_it_stopped(monkeypatch):
+    """navigate_to trials measure where the base stopped against the approach pose a learned
+    drive is given as its goal (the expert's choice): the expert's own drive ends on it; a policy that never moves reports the distance from
+    the start, and a cell sums them as the share within the tree's tolerance and medians."""
+    from policy.closed_loop import Cell, arrival_summary
+
+    expert = run_trial("expert", "navigate_to", "kitchen", {"target": "person_1"}, seed=100_002)
+    assert expert.success and expert.arrival_m is not None and expert.arrival_m < 0.025 and expert.arrival_rad < 0.1
+
+    monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, checkpoint, runtime, perception: (lambda subtask: _Idle(world)))
+    idle = run_trial("vla", "navigate_to", "living_room", {"target": "person_1"}, seed=100_002)
+    assert not idle.success and idle.arrival_m is not None and idle.arrival_m > 0.3, idle
+
+    cell = Cell()
+    for t in (expert, idle):
+        cell.add(t)
+    text = arrival_summary(cell)
+    assert text.startswith("1/2 within 2.5 cm and 0.1 rad; median "), text
+    assert arrival_summary(Cell()) == ""
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--skills", "pik"], "did you mean 'pick'"),
     (["--variations", "dark"], "unknown variation 'dark'"),
