@@ -81,6 +81,11 @@ def register(app: typer.Typer) -> None:
                                               "episodes that start up to 0.3 m off the approach pose the expert drove "
                                               "to (short of it, past it, beside it, turned): short drives there and "
                                               "back, and manipulations that line up first.")] = 0.0,
+        offset_scale: Annotated[float, typer.Option("--offset-scale", help="How far off the pose the --offset episodes "
+                                                    "start, as a share of the full ranges (0.3 m short, 0.12 m past, "
+                                                    "0.15 m aside, 0.4 rad): 0.2 gives the few centimetres a learned "
+                                                    "drive stops off it, which a manipulation takes from where it "
+                                                    "stands instead of lining up first.")] = 1.0,
         arm_offset: Annotated[float, typer.Option("--arm-offset", help="Share of the --carrying drives, handovers, places and "
                                                   "place_ins that start with both hands moved off their postures (the "
                                                   "held object's up to 15 cm, the free one up to 30 cm up), as learned "
@@ -111,10 +116,13 @@ def register(app: typer.Typer) -> None:
             _fail(", ".join(f"{k} {v}" for k, v in bad.items()) + ": a share must be between 0 and 1")
         if workers < 1:
             _fail(f"--workers must be at least 1, got {workers}")
+        if not 0 < offset_scale <= 1:
+            _fail(f"--offset-scale {offset_scale}: must be above 0 and at most 1")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
                                dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
-                               carry_fraction=carrying, offset_fraction=offset, arm_offset_fraction=arm_offset)
+                               carry_fraction=carrying, offset_fraction=offset, arm_offset_fraction=arm_offset,
+                               offset_scale=offset_scale)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:

@@ -432,14 +432,15 @@ def _nothing_note(method: MethodSpec, bindings: dict[str, list[str]], scene: Sce
 
 
 def subtask_for(scenario: Scenario, skill: str, args: tuple[str, ...] | list[str], *, sid: str = "t1",
-                instruction: str | None = None, library: Library | None = None) -> Subtask:
+                instruction: str | None = None, library: Library | None = None, approach_first: bool = False) -> Subtask:
     """One skill call as the planner would emit it (preconditions, success predicates,
     timeout, retries and instruction from the library), for running a single skill
-    through the behaviour tree — e.g. to evaluate a policy skill by skill."""
+    through the behaviour tree — e.g. to evaluate a policy skill by skill. `approach_first`
+    as in `plan`: a drive runs even where `near` already holds (a learned policy's plans)."""
     library = library or default_library()
     if skill not in library.skills:
         raise ValueError(f"unknown skill {skill!r} (known: {', '.join(sorted(library.skills))})")
-    sub = _subtask(sid, skill, tuple(args), skill, Scene(scenario, belief_from_scenario(scenario)), library)
+    sub = _subtask(sid, skill, tuple(args), skill, Scene(scenario, belief_from_scenario(scenario)), library, approach_first)
     return sub if instruction is None else sub.model_copy(update={"instruction": instruction})
 
 

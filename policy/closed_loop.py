@@ -143,16 +143,17 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     return with_goals(lambda subtask: runner, env_dim, world.scenario, perception)
 
 
-def trial_subtask(scenario, skill: str, args: dict[str, str]):
+def trial_subtask(scenario, skill: str, args: dict[str, str], approach_first: bool = False):
     """The subtask a trial runs, as the planner would write it (`planned_skill`: `place` onto a
     bin is the planner's `place_in`, as the expert's table counts it), so perception is asked
-    `in`, not `on`."""
+    `in`, not `on`; with `approach_first` (a learned policy) a drive runs even where `near`
+    already holds, as in the planner's plans for it."""
     from planner.library import default_library
     from planner.planning import subtask_for
     from policy.expert.expert import planned_skill
 
     name, planned = planned_skill(scenario, skill, args)
-    return subtask_for(scenario, name, [planned[p] for p in default_library().skills[name].params])
+    return subtask_for(scenario, name, [planned[p] for p in default_library().skills[name].params], approach_first=approach_first)
 
 
 def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str], seed: int, variation: str = "nominal",
@@ -176,7 +177,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     if variation == "carrying":
         args, carry = carrying_args(world.scenario, args, seed)
     rng = np.random.default_rng([seed, 17])
-    sub = trial_subtask(world.scenario, skill, args).model_copy(update={"retries": retries})
+    sub = trial_subtask(world.scenario, skill, args, policy != "expert").model_copy(update={"retries": retries})
     if variation == "unseen_phrasing":
         sub = sub.model_copy(update={"instruction": unseen_instruction(world.scenario, skill, args, rng)})
     base = dict(policy=policy, skill=skill, scenario=scenario_name, seed=seed, variation=variation, args=args,

@@ -67,6 +67,7 @@ class EpisodeConfig:
     from_start: bool = False  # pick: start where the robot stands when the object is already in reach
     carry: str | None = None  # navigate_to: pick this object up first, so the drive is made holding it
     offset: bool = False  # OFFSET_SKILLS: start off the approach pose the expert drove to (`shift_base`)
+    offset_scale: float = 1.0  # ... by up to this share of OFFSET_RANGE (0.2: the few centimetres a learned drive misses by)
     arm_offset: bool = False  # navigate_to with `carry`, HELD_SKILLS: start with both hands off their postures (`displace_hands`)
 
 
@@ -156,6 +157,13 @@ def perturb(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator) -> d
     return obs
 
 
+def scaled_offset_range(scale: float) -> tuple[tuple[float, float], ...]:
+    """OFFSET_RANGE shrunk (or widened) by `scale` about the approach pose."""
+    if not scale > 0:
+        raise ValueError(f"offset_scale must be positive, got {scale}")
+    return tuple((lo * scale, hi * scale) for lo, hi in OFFSET_RANGE)
+
+
 def shift_base(world: SimWorld, obs: dict[str, Any], rng: np.random.Generator,
                ranges: tuple[tuple[float, float], ...] = OFFSET_RANGE) -> dict[str, Any]:
     """Drive the base by a random displacement in its own frame (arms held), then stand still.
@@ -220,7 +228,7 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
             if config.perturb and skill != "look_for":
                 obs = perturb(world, obs, rng)
             if config.offset and skill in OFFSET_SKILLS:
-                obs = shift_base(world, obs, rng)
+                obs = shift_base(world, obs, rng, scaled_offset_range(config.offset_scale))
             if config.arm_offset and (held := config.carry if skill == "navigate_to" else
                                       args.get("object") if skill in HELD_SKILLS else None):
                 obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))

@@ -64,6 +64,7 @@ class CollectConfig:
     from_start_fraction: float = 0.0  # share of pick episodes started where the robot stands, when in reach
     carry_fraction: float = 0.0  # share of navigate_to episodes driven holding an object picked up first
     offset_fraction: float = 0.0  # share of OFFSET_SKILLS episodes started off the approach pose
+    offset_scale: float = 1.0  # ... by up to this share of `policy.episodes.OFFSET_RANGE`
     arm_offset_fraction: float = 0.0  # share of carrying drives and HELD_SKILLS episodes started with the hands moved
 
 
@@ -81,6 +82,7 @@ class EpisodeJob:
     carry: str | None = None
     offset: bool = False
     arm_offset: bool = False
+    offset_scale: float = 1.0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> EpisodeJob:
@@ -88,14 +90,14 @@ class EpisodeJob:
         return cls(meta["episode_index"], meta["scenario"], meta["skill"], meta["skill_args"], meta["seed"],
                    meta["tasks"][0], meta.get("dart_noise", 0.0), meta.get("perturbed", False),
                    meta.get("from_start", False), meta.get("carrying"), meta.get("offset", False),
-                   meta.get("arm_offset", False))
+                   meta.get("arm_offset", False), meta.get("offset_scale", 1.0))
 
     def episode_config(self) -> EpisodeConfig:
         """How `policy.episodes` starts this episode (noise, perturbation, offsets, carrying)."""
         from policy.episodes import EpisodeConfig
 
         return EpisodeConfig(noise_std=self.noise, perturb=self.perturbed, from_start=self.from_start, carry=self.carry,
-                             offset=self.offset, arm_offset=self.arm_offset)
+                             offset=self.offset, arm_offset=self.arm_offset, offset_scale=self.offset_scale)
 
 
 @dataclass
@@ -164,7 +166,7 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
         arm_offset = ((carry is not None or skill in HELD_SKILLS) and config.arm_offset_fraction > 0
                       and bool(rng.random() < config.arm_offset_fraction))
         jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset,
-                               arm_offset))
+                               arm_offset, config.offset_scale))
     return jobs
 
 
@@ -207,6 +209,8 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
         "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
+    if job.offset and job.offset_scale != 1.0:
+        meta["offset_scale"] = job.offset_scale
     acted_on = _acted_on(out)
     if acted_on is not None:
         meta["target"] = acted_on  # world point, see policy.manipulation_target

@@ -295,6 +295,39 @@ def test_offset_starts_drives_and_picks_off_the_approach_pose():
     assert bad.exit_code == 2 and "--offset 2" in " ".join(bad.output.split())
 
 
+def test_offset_scale_starts_a_pick_a_few_centimetres_off_where_the_expert_picks_from_there():
+    """`--offset-scale 0.2` shifts the base by at most a fifth of the full ranges — where a
+    learned drive stops — and the expert picks from there without lining up first; the scale
+    travels with the episode (episodes.jsonl) so a replay starts it the same way."""
+    from policy.episodes import OFFSET_RANGE, EpisodeConfig, prepare, run_skill, scaled_offset_range
+    from policy.recording import EpisodeJob
+
+    np.testing.assert_allclose(scaled_offset_range(0.2), 0.2 * np.array(OFFSET_RANGE))
+    with pytest.raises(ValueError, match="offset_scale must be positive, got 0"):
+        scaled_offset_range(0)
+    jobs = plan_episodes(CollectConfig(scenarios=("kitchen",), skills=("pick",), episodes=2, seed=90, offset_fraction=1.0,
+                                       offset_scale=0.2))
+    assert all(j.offset and j.episode_config().offset_scale == 0.2 for j in jobs)
+    meta = {"episode_index": 0, "scenario": "kitchen", "skill": "pick", "skill_args": {"object": "red_cup"}, "seed": 90,
+            "tasks": ["pick up the red cup"], "offset": True, "offset_scale": 0.2}
+    assert EpisodeJob.from_meta(meta).episode_config().offset_scale == 0.2
+    from scenarios.world import SimWorld, WorldConfig
+
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    try:
+        obs, setup = prepare(world, "pick", {"object": "red_cup"}, seed=91, config=EpisodeConfig(offset=True, offset_scale=0.2))
+        assert setup and setup[-1].success
+        start = world.controller.proprioception()[:3].copy()
+        res, _ = run_skill(world, "pick", {"object": "red_cup"}, obs)
+        assert res.success, res.reason
+        moved = float(np.hypot(*(world.controller.proprioception()[:2] - start[:2])))
+        assert moved < 0.01, f"the expert lined up ({moved:.3f} m) instead of picking from where it stood"
+    finally:
+        world.close()
+    bad = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", "never", "--offset-scale", "0"])
+    assert bad.exit_code == 2 and "--offset-scale 0" in " ".join(bad.output.split())
+
+
 def test_arm_offset_starts_carrying_drives_with_the_hands_off_their_postures():
     """`--arm-offset` moves both hands off their postures before a carrying drive: a learned pick
     may stop short of the carry posture and a learned free hand drifts; the expert's drive tucks
