@@ -54,7 +54,7 @@ REPLAN_OFF_ROUTE_M = 0.45  # ... or the robot strayed this far from the route
 # 5 cm, and the learned pick from 5 cm short of the pose knocked the cup over.
 # Outside them the drive is not over even when the base stands still: a learned drive slows to
 # a creep centimetres from the pose, and ending it on stillness left the kitchen's carrying drives
-# a median 5.5 cm from the person's approach pose (3.0 cm when it drives on; docs/figures/
+# a median 5.6 cm from the person's approach pose (3.2 cm when it drives on; docs/figures/
 # policy_eval_session12.md). The tree still ends it `learned_arrive_max_s` after `near` holds.
 ARRIVED_M, ARRIVED_RAD = 0.025, 0.1
 
