@@ -27,6 +27,7 @@ hands moved off their carrying postures (`policy.episodes.displace_hands`).
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import time
@@ -40,7 +41,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from policy.evaluation import episode_plan
-from policy.navigation_goal import ARRIVED_M, ARRIVED_RAD
+from policy.navigation_goal import ARRIVED_M, ARRIVED_RAD, plan_route
 
 SKILL_NAMES = ("look_for", "navigate_to", "pick", "place", "place_in", "handover")
 
@@ -255,13 +256,10 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
 
 def arrival_error(scenario, state, target: str) -> tuple[float, float] | None:
     """(distance m, |heading| rad) of the true base from the approach pose the expert would drive
-    to from where it stands (`navigation_goal.plan_route`, what a learned drive's goal names; the
-    expert itself stops short of it when the target is already within reach); None when there is none. The precision a learned drive must reach:
-    a pick from 5 cm past the pose fails where one from the pose succeeds (README, figures)."""
-    import math
-
+    to from where it stands (`navigation_goal.plan_route`: what a learned drive's goal names);
+    None when there is none. The precision a learned drive must reach: a pick from 5 cm past
+    the pose fails where one from the pose succeeds (docs/figures/policy_eval_session12.md)."""
     from policy.expert.geometry import wrap
-    from policy.navigation_goal import plan_route
 
     route = plan_route(scenario, state, target)
     if route is None:
