@@ -82,8 +82,8 @@ class Trial(BaseModel):
     wall_seconds: float = 0.0
     ticks: int = 0
     # navigate_to: where the base stopped, from the approach pose a learned drive is given as
-    # its goal (the expert's choice, planned on the final ground truth); demonstrations of the
-    # next skill start there.
+    # its goal (the expert's choice, planned on the ground truth where the drive starts);
+    # demonstrations of the next skill start there. None for a drive the tree skipped.
     arrival_m: float | None = None
     arrival_rad: float | None = None
 
@@ -218,7 +218,16 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                      reason=f"setup {setup[-1].skill} failed: {setup[-1].reason}", wall_seconds=time.perf_counter() - t0)
     graph = TaskGraph()
     graph.add(sub)
-    ex = Executor(world, perception, _factory(policy, world, checkpoint, runtime, perception), graph, goal=sub.instruction,
+    # The pose a drive is measured against is planned where it starts, as its goal and the
+    # expert's own choice are (from its end, a table's other side could be nearer).
+    route = plan_route(world.scenario, world.privileged_state(), args["target"]) if skill == "navigate_to" else None
+    factory, made = _factory(policy, world, checkpoint, runtime, perception), []
+
+    def counted(subtask):  # a drive the tree skips (`near` already held, the expert's plans) never makes a policy
+        made.append(subtask)
+        return factory(subtask)
+
+    ex = Executor(world, perception, counted, graph, goal=sub.instruction,
                   config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
     t_start = world.time
     try:
@@ -237,7 +246,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     truth = all(state.holds(p) for p in sub.success)
     dropped = carry is not None and not state.holds(f"holding({carry})")  # a carrying drive must arrive with it
     truth = truth and not dropped
-    arrival = arrival_error(world.scenario, state, args["target"]) if skill == "navigate_to" else None
+    arrival = arrival_error(route.pose, state) if route is not None and made else None
     agent = outcome is not None and outcome.status == "succeeded"
     if agent and truth:
         reason = ""
@@ -254,18 +263,15 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                  arrival_m=arrival[0] if arrival else None, arrival_rad=arrival[1] if arrival else None)
 
 
-def arrival_error(scenario, state, target: str) -> tuple[float, float] | None:
-    """(distance m, |heading| rad) of the true base from the approach pose the expert would drive
-    to from where it stands (`navigation_goal.plan_route`: what a learned drive's goal names);
-    None when there is none. The precision a learned drive must reach: a pick from 5 cm past
-    the pose fails where one from the pose succeeds (docs/figures/policy_eval_session12.md)."""
+def arrival_error(pose, state) -> tuple[float, float]:
+    """(distance m, |heading| rad) of the true base from an approach pose (`ApproachPose`, as
+    `navigation_goal.plan_route` plans it: what a learned drive's goal names). The precision a
+    learned drive must reach: a pick from 5 cm past the pose fails where one from the pose
+    succeeds (docs/figures/policy_eval_session12.md)."""
     from policy.expert.geometry import wrap
 
-    route = plan_route(scenario, state, target)
-    if route is None:
-        return None
     x, y, yaw = state.robot.base
-    p = route.pose
+    p = pose
     return round(math.hypot(x - p.x, y - p.y), 4), round(abs(float(wrap(yaw - p.yaw))), 4)
 
 

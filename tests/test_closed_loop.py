@@ -119,6 +119,8 @@ def test_a_drive_reports_how_far_from_the_approach_pose_it_stopped(monkeypatch):
 
     expert = run_trial("expert", "navigate_to", "kitchen", {"target": "person_1"}, seed=100_002)
     assert expert.success and expert.arrival_m is not None and expert.arrival_m < 0.025 and expert.arrival_rad < 0.1
+    skipped = run_trial("expert", "navigate_to", "kitchen", {"target": "red_cup"}, seed=100_002)
+    assert skipped.success and skipped.ticks == 1 and skipped.arrival_m is None, "near already held: no drive to measure"
 
     monkeypatch.setattr(closed_loop, "_factory", lambda policy, world, checkpoint, runtime, perception: (lambda subtask: _Idle(world)))
     idle = run_trial("vla", "navigate_to", "living_room", {"target": "person_1"}, seed=100_002)
