@@ -41,7 +41,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from policy.evaluation import episode_plan
-from policy.navigation_goal import ARRIVED_M, ARRIVED_RAD, plan_route
+from policy.navigation_goal import ARRIVED_M, ARRIVED_RAD, at_pose, plan_route
 
 SKILL_NAMES = ("look_for", "navigate_to", "pick", "place", "place_in", "handover")
 
@@ -246,7 +246,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     truth = all(state.holds(p) for p in sub.success)
     dropped = carry is not None and not state.holds(f"holding({carry})")  # a carrying drive must arrive with it
     truth = truth and not dropped
-    arrival = arrival_error(route.pose, state) if route is not None and made else None
+    arrival = arrival_error(route.pose, state.robot.base) if route is not None and made else None
     agent = outcome is not None and outcome.status == "succeeded"
     if agent and truth:
         reason = ""
@@ -263,16 +263,15 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                  arrival_m=arrival[0] if arrival else None, arrival_rad=arrival[1] if arrival else None)
 
 
-def arrival_error(pose, state) -> tuple[float, float]:
-    """(distance m, |heading| rad) of the true base from an approach pose (`ApproachPose`, as
+def arrival_error(pose, base: tuple[float, float, float]) -> tuple[float, float]:
+    """(distance m, |heading| rad) of a base pose (x, y, yaw) from an approach pose (`ApproachPose`, as
     `navigation_goal.plan_route` plans it: what a learned drive's goal names). The precision a
     learned drive must reach: a pick from 5 cm past the pose fails where one from the pose
     succeeds (docs/figures/policy_eval_session12.md)."""
     from policy.expert.geometry import wrap
 
-    x, y, yaw = state.robot.base
-    p = pose
-    return round(math.hypot(x - p.x, y - p.y), 4), round(abs(float(wrap(yaw - p.yaw))), 4)
+    x, y, yaw = base
+    return round(math.hypot(x - pose.x, y - pose.y), 4), round(abs(float(wrap(yaw - pose.yaw))), 4)
 
 
 def carrying_args(scenario, args: dict[str, str], seed: int) -> tuple[dict[str, str], str]:
@@ -343,14 +342,14 @@ class Cell:
             self.reasons[t.reason] += 1
 
 
-def arrival_summary(cell: Cell, within_m: float = ARRIVED_M, within_rad: float = ARRIVED_RAD) -> str:
-    """How precisely the drives stopped: the share within the goal tolerance the tree accepts
-    (`policy.navigation_goal.ARRIVED_M`/`ARRIVED_RAD`) and the medians; "" without drives."""
+def arrival_summary(cell: Cell) -> str:
+    """How precisely the drives stopped: the share the tree would take as arrived
+    (`policy.navigation_goal.at_pose`) and the medians; "" without drives."""
     if not cell.arrivals:
         return ""
     a = np.array(cell.arrivals)
-    ok = int(np.sum((a[:, 0] <= within_m) & (a[:, 1] <= within_rad)))
-    return (f"{ok}/{len(a)} within {100 * within_m:.1f} cm and {within_rad:g} rad; "
+    ok = sum(at_pose(m, rad) for m, rad in cell.arrivals)
+    return (f"{ok}/{len(a)} within {100 * ARRIVED_M:.1f} cm and {ARRIVED_RAD:g} rad; "
             f"median {100 * float(np.median(a[:, 0])):.1f} cm, {float(np.median(a[:, 1])):.3f} rad")
 
 

@@ -59,6 +59,12 @@ REPLAN_OFF_ROUTE_M = 0.45  # ... or the robot strayed this far from the route
 ARRIVED_M, ARRIVED_RAD = 0.025, 0.1
 
 
+def at_pose(dist: float, turn: float) -> bool:
+    """Whether a base `dist` m and `turn` rad from a goal pose counts as there (the tree's
+    arrival, and what `policy eval` counts as a precise stop)."""
+    return dist <= ARRIVED_M and turn <= ARRIVED_RAD
+
+
 def encode(base: tuple[float, float, float] | np.ndarray, waypoint: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
     """The goal vector for a robot at `base` (world x, y, yaw): see the module docstring."""
     w = to_base(tuple(base), waypoint[:2])
@@ -234,7 +240,7 @@ class GoalConditioned:
         if self.goal is None or g[0] <= 0:
             return None
         dist, turn = math.hypot(g[3], g[4]), abs(math.atan2(g[6], g[5]))
-        return dist <= ARRIVED_M and turn <= ARRIVED_RAD
+        return at_pose(dist, turn)
 
     def _with_goal(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         env = np.zeros(self.env_dim, np.float32)
