@@ -90,6 +90,14 @@ def register(app: typer.Typer) -> None:
                                                   "place_ins that start with both hands moved off their postures (the "
                                                   "held object's up to 15 cm, the free one up to 30 cm up), as learned "
                                                   "skills leave them.")] = 0.0,
+        learned_setup: Annotated[Optional[Path], typer.Option("--learned-setup", help="VLA checkpoint folder that runs each "
+                                                              "episode's set-up (the drive and pick before a handover, "
+                                                              "say) through the behaviour tree, as whole runs do; the "
+                                                              "expert is recorded from where it leaves the robot "
+                                                              "(DAgger at the skill boundary). A drive's set-up ends with "
+                                                              "the learned drive itself, so the expert records the "
+                                                              "correction. --perturb does not apply; --offset and "
+                                                              "--arm-offset are refused with it.")] = None,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
@@ -100,6 +108,7 @@ def register(app: typer.Typer) -> None:
 
         Use a --seed range apart from earlier collections when appending (e.g. --seed 10000), or
         the new episodes repeat scenes already recorded."""
+        from agent.logging import configure_logging
         from policy.expert.expert import SkillError
         from policy.recording import CollectConfig, collect, plan_episodes
 
@@ -118,11 +127,18 @@ def register(app: typer.Typer) -> None:
             _fail(f"--workers must be at least 1, got {workers}")
         if not 0 < offset_scale <= 1:
             _fail(f"--offset-scale {offset_scale}: must be above 0 and at most 1")
+        if learned_setup is not None:
+            if offset or arm_offset:
+                _fail("--learned-setup starts each episode where the learned policy leaves the robot: "
+                      "leave out --offset and --arm-offset")
+            if not (learned_setup / "config.json").is_file():
+                _fail(f"--learned-setup {learned_setup}: no VLA checkpoint there (no config.json)")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
                                dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
                                carry_fraction=carrying, offset_fraction=offset, arm_offset_fraction=arm_offset,
-                               offset_scale=offset_scale)
+                               offset_scale=offset_scale,
+                               learned_setup=str(learned_setup.resolve()) if learned_setup is not None else None)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:
@@ -145,7 +161,7 @@ def register(app: typer.Typer) -> None:
         with _progress() as progress:
             bar = progress.add_task("recording episodes", total=episodes)
             info = collect(config, out, workers=workers, progress=lambda done, total: progress.update(bar, completed=done),
-                           append=append, supersede=supersede)
+                           append=append, supersede=supersede, initializer=configure_logging)
         wall = time.perf_counter() - t0
 
         eps = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()][-episodes:]

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
                                                                 "as often (repeat for several), e.g. navigate_to=3.")] = None,
         episode_weight: Annotated[list[str] | None, typer.Option("--episode-weight", help="FLAG=W: draw the frames of "
                                                                   "episodes collected with that flag (offset, carrying, arm_offset, "
-                                                                  "from_start, perturbed) W times as often, on top of "
+                                                                  "from_start, perturbed, learned_setup, recovery) W times "
+                                                                  "as often, on top of "
                                                                   "--skill-weight, e.g. offset=6.")] = None,
         navigation_goal: Annotated[bool, typer.Option(help="Condition navigate_to on its goal (observation.environment_state: "
                                                      "the approach pose and the next route point, see policy.navigation_goal). "

@@ -69,6 +69,7 @@ class EpisodeConfig:
     offset: bool = False  # OFFSET_SKILLS: start off the approach pose the expert drove to (`shift_base`)
     offset_scale: float = 1.0  # ... by up to this share of OFFSET_RANGE (0.2: the few centimetres a learned drive misses by)
     arm_offset: bool = False  # navigate_to with `carry`, HELD_SKILLS: start with both hands off their postures (`displace_hands`)
+    learned_setup: str | None = None  # checkpoint: the learned policy runs the set-up (`policy.learned_setup`)
 
 
 OFFSET_SKILLS = ("navigate_to", "pick", "handover", "place", "place_in")
@@ -207,7 +208,6 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
     followed the expert's earlier subtasks in a whole run."""
     config = config or EpisodeConfig()
     rng = np.random.default_rng([seed, 7])
-    results = []
     with world.cameras_off():  # nobody records the set-up: rendering is most of a step's cost
         obs, _ = world.reset(seed=seed, options={"task": task})
         if skill == "look_for":
@@ -217,25 +217,41 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
             steps = [("navigate_to", {"target": config.carry}), ("pick", {"object": config.carry})]
         if config.from_start and skill == "pick" and world.holds(f"near(robot, {args['object']})"):
             steps = []  # as the planner does: no navigate_to when the object is already within reach
-        if config.offset and skill == "navigate_to":
-            steps = steps + [("navigate_to", dict(args))]  # there first, then shifted off the pose
-        for name, a in steps:
-            res, obs = run_skill(world, name, a, obs, on_step=on_setup_step)
-            results.append(res)
-            if not res.success:
-                break
-        else:
-            if config.perturb and skill != "look_for":
-                obs = perturb(world, obs, rng)
-            if config.offset and skill in OFFSET_SKILLS:
-                obs = shift_base(world, obs, rng, scaled_offset_range(config.offset_scale))
-            if config.arm_offset and (held := config.carry if skill == "navigate_to" else
-                                      args.get("object") if skill in HELD_SKILLS else None):
-                obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))
-                if not world.holds(f"holding({held})"):
-                    results.append(SkillResult("displace_hands", {"object": held}, False,
-                                               f"{held} fell while the hands were moved", 0, 0.0))
-    return with_images(world, obs), results
+        if not config.learned_setup:
+            obs, results = _expert_setup(world, skill, args, steps, obs, config, rng, seed, on_setup_step)
+            return with_images(world, obs), results
+    # The learned chain's own misses are the offsets: it runs with cameras on, as in a whole run.
+    from policy.learned_setup import learned_steps, run_learned_setup
+
+    obs = with_images(world, obs)
+    steps = learned_steps(steps, skill, args)
+    return run_learned_setup(world, obs, steps, config.learned_setup, seed, task) if steps else (obs, [])
+
+
+def _expert_setup(world: SimWorld, skill: str, args: dict[str, str], steps: list[tuple[str, dict[str, str]]],
+                  obs: dict[str, Any], config: EpisodeConfig, rng: np.random.Generator, seed: int,
+                  on_setup_step: StepHook | None) -> tuple[dict[str, Any], list[SkillResult]]:
+    """The expert's set-up, then the configured perturbation, base offset and hand offset."""
+    results: list[SkillResult] = []
+    if config.offset and skill == "navigate_to":
+        steps = steps + [("navigate_to", dict(args))]  # there first, then shifted off the pose
+    for name, a in steps:
+        res, obs = run_skill(world, name, a, obs, on_step=on_setup_step)
+        results.append(res)
+        if not res.success:
+            break
+    else:
+        if config.perturb and skill != "look_for":
+            obs = perturb(world, obs, rng)
+        if config.offset and skill in OFFSET_SKILLS:
+            obs = shift_base(world, obs, rng, scaled_offset_range(config.offset_scale))
+        if config.arm_offset and (held := config.carry if skill == "navigate_to" else
+                                  args.get("object") if skill in HELD_SKILLS else None):
+            obs = displace_hands(world, obs, np.random.default_rng([seed, 23]))
+            if not world.holds(f"holding({held})"):
+                results.append(SkillResult("displace_hands", {"object": held}, False,
+                                           f"{held} fell while the hands were moved", 0, 0.0))
+    return obs, results
 
 
 @dataclass
@@ -250,21 +266,35 @@ class EpisodeOutcome:
     steps: int = 0
     seconds: float = 0.0
     chain: list[SkillResult] = field(default_factory=list)
+    task: str = ""  # the recorded skill's instruction
+    recovery: bool = False  # the expert redid a learned set-up step that failed (`run_episode`)
 
 
 def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
                 on_step: StepHook | None = None, task: str = "") -> EpisodeOutcome:
-    """Prepare the start state, then run (and optionally record) the skill."""
+    """Prepare the start state, then run (and optionally record) the skill.
+
+    After a learned set-up that failed at one of its steps, the expert performs that step
+    instead, from where the failed attempt left the robot (the state a whole run retries
+    from): a recovery demonstration, with the step's own skill, arguments and instruction."""
     config = config or EpisodeConfig()
     args = validate_skill(world.scenario, skill, args)
     obs, setup = prepare(world, skill, args, seed, config, task)
+    recovery = False
     if setup and not setup[-1].success:
         bad = setup[-1]
-        return EpisodeOutcome(skill, args, seed, False, f"setup {bad.skill} failed: {bad.reason}", True, chain=setup)
+        if not (config.learned_setup and bad.skill in SKILLS):
+            return EpisodeOutcome(skill, args, seed, False, f"setup {bad.skill} failed: {bad.reason}", True, chain=setup,
+                                  task=task)
+        from policy.instructions import instruction
+
+        skill, args, recovery = bad.skill, dict(bad.args), True
+        task = instruction(world.scenario, skill, args, np.random.default_rng([seed, 29]))
     rng = np.random.default_rng([seed, 11])
     res, _ = run_skill(world, skill, args, obs, on_step=on_step, noise_std=config.noise_std, rng=rng)
     from_start = not setup and bool(setup_steps(skill, args))
-    return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, from_start, res.steps, res.seconds, setup + [res])
+    return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, from_start, res.steps, res.seconds, setup + [res],
+                          task=task, recovery=recovery)
 
 
 CHAINS: dict[str, Callable[[str, str], list[tuple[str, dict[str, str]]]]] = {

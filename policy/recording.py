@@ -66,6 +66,7 @@ class CollectConfig:
     offset_fraction: float = 0.0  # share of OFFSET_SKILLS episodes started off the approach pose
     offset_scale: float = 1.0  # ... by up to this share of `policy.episodes.OFFSET_RANGE`
     arm_offset_fraction: float = 0.0  # share of carrying drives and HELD_SKILLS episodes started with the hands moved
+    learned_setup: str | None = None  # checkpoint that runs every episode's set-up (`policy.learned_setup`)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class EpisodeJob:
     offset: bool = False
     arm_offset: bool = False
     offset_scale: float = 1.0
+    learned_setup: str | None = None
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> EpisodeJob:
@@ -90,14 +92,15 @@ class EpisodeJob:
         return cls(meta["episode_index"], meta["scenario"], meta["skill"], meta["skill_args"], meta["seed"],
                    meta["tasks"][0], meta.get("dart_noise", 0.0), meta.get("perturbed", False),
                    meta.get("from_start", False), meta.get("carrying"), meta.get("offset", False),
-                   meta.get("arm_offset", False), meta.get("offset_scale", 1.0))
+                   meta.get("arm_offset", False), meta.get("offset_scale", 1.0), meta.get("learned_setup"))
 
     def episode_config(self) -> EpisodeConfig:
         """How `policy.episodes` starts this episode (noise, perturbation, offsets, carrying)."""
         from policy.episodes import EpisodeConfig
 
         return EpisodeConfig(noise_std=self.noise, perturb=self.perturbed, from_start=self.from_start, carry=self.carry,
-                             offset=self.offset, arm_offset=self.arm_offset, offset_scale=self.offset_scale)
+                             offset=self.offset, arm_offset=self.arm_offset, offset_scale=self.offset_scale,
+                             learned_setup=self.learned_setup)
 
 
 @dataclass
@@ -166,7 +169,7 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
         arm_offset = ((carry is not None or skill in HELD_SKILLS) and config.arm_offset_fraction > 0
                       and bool(rng.random() < config.arm_offset_fraction))
         jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset,
-                               arm_offset, config.offset_scale))
+                               arm_offset, config.offset_scale, config.learned_setup))
     return jobs
 
 
@@ -181,10 +184,15 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
     from policy.episodes import run_episode
     from scenarios.world import SimWorld, WorldConfig
 
-    key = (job.scenario, tuple(image_size), fps)
+    # A learned set-up sees the world as whole runs do (full-size frames, head depth for perception);
+    # its frames are then resized to the dataset's size, as the policy's processor resizes them.
+    learned = job.learned_setup is not None
+    key = (job.scenario, tuple(image_size), fps, learned)
     if key not in _WORLD:
-        _WORLD[key] = SimWorld(job.scenario, WorldConfig(control_hz=fps, cameras=CAMERAS, image_size=tuple(image_size), head_depth=False))
+        _WORLD[key] = SimWorld(job.scenario, WorldConfig(control_hz=fps, cameras=CAMERAS, head_depth=learned,
+                                                         **({} if learned else {"image_size": tuple(image_size)})))
     world = _WORLD[key]
+    height, width = image_size
     states: list[np.ndarray] = []
     actions: list[np.ndarray] = []
     dirs = {}
@@ -200,17 +208,25 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         states.append(np.asarray(obs["observation.state"], np.float32).copy())
         actions.append(np.asarray(action, np.float32).copy())
         for cam in CAMERAS:
-            Image.fromarray(obs[f"observation.images.{cam}"]).save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
+            frame = Image.fromarray(obs[f"observation.images.{cam}"])
+            if frame.size != (width, height):
+                frame = frame.resize((width, height), Image.Resampling.BILINEAR)  # antialiased when shrinking
+            frame.save(dirs[cam] / f"frame_{i:06d}.png", compress_level=1)
 
     out = run_episode(world, job.skill, job.args, job.seed, job.episode_config(), on_step=on_step, task=job.task)
     meta = {
-        "episode_index": job.episode_index, "tasks": [job.task], "length": len(states), "skill": job.skill,
-        "skill_args": job.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
+        "episode_index": job.episode_index, "tasks": [out.task or job.task], "length": len(states), "skill": out.skill,
+        "skill_args": out.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
         "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
     if job.offset and job.offset_scale != 1.0:
         meta["offset_scale"] = job.offset_scale
+    if learned:
+        meta["learned_setup"] = job.learned_setup
+        meta["recovery"] = out.recovery  # the expert redid the learned step that failed (the last in `setup`)
+        setup = out.chain if out.setup_failed else out.chain[:-1]  # the learned steps (the last one failed, if any)
+        meta["setup"] = [{"skill": r.skill, "args": r.args, "success": r.success, "reason": r.reason} for r in setup]
     acted_on = _acted_on(out)
     if acted_on is not None:
         meta["target"] = acted_on  # world point, see policy.manipulation_target
@@ -319,7 +335,8 @@ def existing_dataset(out: Path, config: CollectConfig) -> tuple[dict[str, Any], 
 
 
 def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callable[[int, int], None] | None = None,
-            append: bool = False, supersede: bool = False) -> dict[str, Any]:
+            append: bool = False, supersede: bool = False,
+            initializer: Callable[[], None] | None = None) -> dict[str, Any]:
     """Plan (validating first), record in parallel, then write parquet and metadata. Returns info.json.
 
     With `append`, the episodes are added after those of the dataset already at `out` (same
@@ -327,7 +344,9 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
     extended, the totals rewritten; earlier episodes are left as they are. With `supersede`
     as well, the earlier episodes of the skills recorded now are marked `superseded` in
     episodes.jsonl (their frames stay on disk): training leaves them out, as it does failed
-    ones. That is how a change to the expert's behaviour replaces its old demonstrations."""
+    ones. That is how a change to the expert's behaviour replaces its old demonstrations.
+    `initializer` runs first in every worker process (the caller's logging set-up: a learned
+    set-up runs the behaviour tree, which logs every tick at debug level)."""
     if supersede and not append:
         raise ValueError("supersede marks earlier episodes of an appended dataset: it needs append")
     out = Path(out)
@@ -349,7 +368,7 @@ def collect(config: CollectConfig, out: Path, workers: int = 1, progress: Callab
         it = map(_record, args)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=initializer)
         it = pool.map(_record, args)
     try:
         for ep in it:
