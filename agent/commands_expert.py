@@ -173,6 +173,13 @@ def register(app: typer.Typer) -> None:
                          if supersede else "")
                       + f"the dataset now holds {info['total_episodes']} episodes, {info['total_frames']} frames, "
                       f"{info['total_tasks']} instructions; {frames / wall:.1f} frames/s with {workers} worker(s)", highlight=False)
+        if learned_setup is not None:
+            from policy.learned_setup import step_success
+
+            rates = step_success(eps)
+            console.print("learned set-up steps that succeeded (one attempt each): "
+                          + ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in rates.items())
+                          + f"; {sum(bool(e.get('recovery')) for e in eps)} recovery episodes", highlight=False)
 
     @app.command("collect-targets")
     def collect_targets_cmd(

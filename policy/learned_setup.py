@@ -102,3 +102,15 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
     log.info("learned_setup.done", steps=[f"{n}({', '.join(a.values())})" for n, a in steps],
              ok=all(r.success for r in results), seconds=round(world.time - t0, 1))
     return obs, results
+
+
+def step_success(episodes: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """(succeeded, ran) per learned set-up step, "scenario skill" -> counts, from episodes.jsonl
+    rows: how far the learned chain gets, which is what a round of this collection is for."""
+    counts: dict[str, list[int]] = {}
+    for ep in episodes:
+        for step in ep.get("setup") or ():
+            c = counts.setdefault(f"{ep['scenario']} {step['skill']}", [0, 0])
+            c[0] += bool(step["success"])
+            c[1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(counts.items())}

@@ -218,7 +218,7 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
         "episode_index": job.episode_index, "tasks": [out.task or job.task], "length": len(states), "skill": out.skill,
         "skill_args": out.args, "scenario": job.scenario, "seed": job.seed, "success": bool(out.success),
         "failure_reason": out.reason, "setup_failed": out.setup_failed, "dart_noise": job.noise, "perturbed": job.perturbed,
-        "from_start": bool(out.from_start), "carrying": job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
+        "from_start": bool(out.from_start), "carrying": None if out.recovery else job.carry, "offset": job.offset, "arm_offset": job.arm_offset,
     }
     if job.offset and job.offset_scale != 1.0:
         meta["offset_scale"] = job.offset_scale

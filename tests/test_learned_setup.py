@@ -122,3 +122,15 @@ def test_the_shipped_policy_drives_then_the_expert_is_recorded_from_where_it_sto
     assert len(frames) == ep["length"]
     if frames:
         assert Image.open(frames[0]).size == (64, 48)
+
+
+def test_step_success_counts_each_learned_step_by_scenario():
+    from policy.learned_setup import step_success
+
+    rows = [
+        {"scenario": "kitchen", "setup": [{"skill": "navigate_to", "success": True}, {"skill": "pick", "success": False}]},
+        {"scenario": "kitchen", "setup": [{"skill": "navigate_to", "success": True}, {"skill": "pick", "success": True}]},
+        {"scenario": "tidy_table", "setup": [{"skill": "navigate_to", "success": False}]},
+        {"scenario": "kitchen"},  # an expert set-up: nothing learned to count
+    ]
+    assert step_success(rows) == {"kitchen navigate_to": (2, 2), "kitchen pick": (1, 2), "tidy_table navigate_to": (0, 1)}
