@@ -162,8 +162,6 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     """One skill call through the behaviour tree (see the module docstring)."""
     import torch
 
-    from behaviors.context import BehaviorConfig
-    from behaviors.executor import Executor
     from perception.perception import Perception
     from planner.taskgraph import TaskGraph
     from policy.episodes import SETTLE_S, EpisodeConfig, SkillResult, prepare, run_skill, with_images
@@ -227,14 +225,8 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
         made.append(subtask)
         return factory(subtask)
 
-    ex = Executor(world, perception, counted, graph, goal=sub.instruction,
-                  config=BehaviorConfig(max_replans=0), seed=seed, scenario=scenario_name)
     t_start = world.time
-    try:
-        ex.start(obs, reset_perception=False)
-        outcome = ex.run()
-    finally:
-        ex.close()
+    outcome, ex = run_graph(world, perception, counted, graph, obs, goal=sub.instruction, seed=seed)
     hold = world.hold_action()
     with world.cameras_off():  # let objects come to rest before the ground truth is read
         for _ in range(round(SETTLE_S / world.control_period)):
@@ -261,6 +253,22 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
     return Trial(**base, success=agent and truth, agent_success=agent, truth_success=truth, reason=reason,
                  sim_seconds=world.time - t_start, wall_seconds=time.perf_counter() - t0, ticks=ex.ticks,
                  arrival_m=arrival[0] if arrival else None, arrival_rad=arrival[1] if arrival else None)
+
+
+def run_graph(world, perception, factory, graph, obs, *, goal: str, seed: int):
+    """Execute `graph` in the behaviour tree from where the world stands (`obs`), with
+    `perception` already following it, and no repair: (outcome, the closed executor)."""
+    from behaviors.context import BehaviorConfig
+    from behaviors.executor import Executor
+
+    ex = Executor(world, perception, factory, graph, goal=goal, config=BehaviorConfig(max_replans=0),
+                  seed=seed, scenario=world.scenario.name)
+    try:
+        ex.start(obs, reset_perception=False)
+        outcome = ex.run()
+    finally:
+        ex.close()
+    return outcome, ex
 
 
 def arrival_error(pose, base: tuple[float, float, float]) -> tuple[float, float]:

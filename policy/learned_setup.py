@@ -50,11 +50,9 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
     planner plans it; there is no repair (a failed step ends the set-up: not recorded)."""
     import torch
 
-    from behaviors.context import BehaviorConfig
-    from behaviors.executor import Executor
     from perception.perception import Perception
     from planner.taskgraph import TaskGraph
-    from policy.closed_loop import _factory, trial_subtask
+    from policy.closed_loop import _factory, run_graph, trial_subtask
     from policy.episodes import SkillResult
 
     torch.set_num_threads(1)
@@ -74,14 +72,8 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
         graph.add(sub, after=[previous] if previous else [])
         previous = sub.id
     factory = _factory("vla", world, Path(checkpoint), RUNTIME, perception)
-    ex = Executor(world, perception, factory, graph, goal=task or "set-up", config=BehaviorConfig(max_replans=0),
-                  seed=seed, scenario=world.scenario.name)
     t0 = world.time
-    try:
-        ex.start(obs, reset_perception=False)
-        outcome = ex.run()
-    finally:
-        ex.close()
+    outcome, ex = run_graph(world, perception, factory, graph, obs, goal=task or "set-up", seed=seed)
     obs = ex.ctx.obs
     state = world.privileged_state()
     order = graph.order()

@@ -7,26 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from agent.commands_expert import register
+from agent.cli import app
 from agent.session import DEFAULT_CHECKPOINT
 from policy.episodes import EpisodeConfig, SkillResult, run_episode
 from policy.learned_setup import learned_steps
 from policy.recording import CollectConfig, EpisodeJob, collect, plan_episodes
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        pass
-
-    register(app)
-    return app
 
 
 def test_a_drive_set_up_ends_with_the_learned_drive_itself():
@@ -95,7 +83,7 @@ def test_a_set_up_that_cannot_be_redone_is_a_failed_set_up(monkeypatch: pytest.M
 ])
 def test_bad_learned_setup_options_are_refused_before_anything_runs(tmp_path: Path, argv: list[str], message: str):
     out = tmp_path / "ds"
-    res = CliRunner().invoke(_app(), ["collect", "--scenario", "kitchen", "--out", str(out), *argv])
+    res = CliRunner().invoke(app, ["collect", "--scenario", "kitchen", "--out", str(out), *argv])
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
     assert not out.exists()
