@@ -47,7 +47,8 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
     `SkillResult` per step run (the last one failing when the chain stopped there).
 
     A drive to an object perception has not seen starts with the learned look_for, as the
-    planner plans it; there is no repair (a failed step ends the set-up: not recorded)."""
+    planner plans it; there is no repair: a failed step ends the set-up, and
+    `policy.episodes.run_episode` records the expert redoing it from there."""
     import torch
 
     from perception.perception import Perception
