@@ -255,7 +255,7 @@ def run_trial(policy: str, skill: str, scenario_name: str, args: dict[str, str],
                  arrival_m=arrival[0] if arrival else None, arrival_rad=arrival[1] if arrival else None)
 
 
-def run_graph(world, perception, factory, graph, obs, *, goal: str, seed: int):
+def run_graph(world, perception, factory: Callable, graph, obs: dict, *, goal: str, seed: int) -> tuple:
     """Execute `graph` in the behaviour tree from where the world stands (`obs`), with
     `perception` already following it, and no repair: (outcome, the closed executor)."""
     from behaviors.context import BehaviorConfig

@@ -88,7 +88,7 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
             break
         results.append(SkillResult(name, a, True, "", 0, 0.0))
     # The tree's verdict came from perception; the set-up must also hold in the simulator.
-    if failed is None and order and not all(state.holds(p) for p in order[-1].success if p.name != "visible"):
+    if failed is None and not all(state.holds(p) for p in order[-1].success if p.name != "visible"):
         name, a = steps[-1]
         results[-1] = SkillResult(name, a, False, f"learned {name}: perception confirmed it but the ground truth "
                                   "disagrees", 0, world.time - t0)

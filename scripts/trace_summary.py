@@ -3,15 +3,16 @@ write them): runs finished and succeeded, and per skill how many runs reached it
 its first attempt succeeded — where a chain of learned skills breaks. It reads the traces of an
 evaluation that was stopped early too (eval.json needs a full run).
 
-    python scripts/trace_summary.py out/device/traces [more folders ...]
+    .venv/bin/python scripts/trace_summary.py out/device/traces [more folders ...]
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
+
+from behaviors.trace import read_trace  # skips the truncated last line of a run killed mid-write
 
 ATTEMPT_ENDS = ("subtask_succeeded", "subtask_retry", "subtask_failed")
 
@@ -25,8 +26,7 @@ def summarise(folder: Path) -> dict:
         runs += 1
         seen: set[str] = set()
         outcome = None
-        for line in path.read_text().splitlines():
-            event = json.loads(line)
+        for event in read_trace(path):
             kind, skill = event.get("event"), event.get("skill")
             if kind in ATTEMPT_ENDS and skill not in seen:  # the first attempt of each skill in the run
                 seen.add(skill)
