@@ -280,3 +280,46 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             extra.extend(probs.get(_key(p)[0], 0.0) / cfg.stall_confidence_tol for p in self.subtask.success)
             parts.append(np.asarray(extra, dtype=np.float64))
         return np.concatenate(parts) if parts else np.zeros(0)
+
+
+class KeepsHold(py_trees.decorators.EternalGuard):
+    """py_trees' EternalGuard over a skill that needs an object in hand (a `holding(...)`
+    precondition: handover, place, place_in): the attempt fails once the object has been
+    believed out of the hand, without the skill's success, for `lost_object_s`. A policy
+    that dropped the cup would otherwise go on acting with an empty hand until the attempt's
+    timeout (a learned handover stood 25 s that way); the retry or the replan starts sooner
+    and the reason says what happened. The grace covers a release's own moment between
+    letting go and the object resting where it belongs."""
+
+    def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext) -> None:
+        self.held = held_objects(subtask)
+        super().__init__(name=f"{subtask.id} keeps {_names(self.held)}", child=child, condition=self._kept)
+        self.subtask = subtask
+        self.ctx = ctx
+        self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.FAILURES,))
+        self._lost_since: float | None = None
+
+    def _kept(self) -> bool:
+        if self.status != Status.RUNNING:  # a new attempt
+            self._lost_since = None
+        threshold = self.ctx.config.confidence
+        belief = self.bb.belief
+        if not unmet(belief, self.held, threshold) or not unmet(belief, self.subtask.success, threshold):
+            self._lost_since = None
+            return True
+        now = self.ctx.clock()
+        if self._lost_since is None:
+            self._lost_since = now
+        lost_for = now - self._lost_since
+        if lost_for < self.ctx.config.lost_object_s - 1e-9:
+            return True
+        reason = (f"lost {_names(self.held)}: not believed in hand for {lost_for:.1f} s "
+                  f"and {_names(self.subtask.success)} not believed")
+        self.feedback_message = reason
+        bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask.id, node=self.name, reason=reason, time=now))
+        return False
+
+
+def held_objects(subtask: Subtask) -> tuple[Predicate, ...]:
+    """The `holding(...)` preconditions: what the skill needs in hand from start to finish."""
+    return tuple(p for p in subtask.preconditions if p.name == "holding" and not p.negated)

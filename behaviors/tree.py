@@ -8,7 +8,8 @@ Each subtask becomes a postcondition–precondition–action unit:
           ├─ done?  success predicates already believed true (left out for an `always_run` drive)
           └─ Sequence (memory)
              ├─ pre: one condition per precondition
-             ├─ skill leaf (the policy, closed loop)
+             ├─ skill leaf (the policy, closed loop), under KeepsHold (an EternalGuard) when
+             │  the skill needs an object in hand: dropping it fails the attempt
              └─ confirm: success predicates
 
 Ordering edges become Sequences with memory: the graph's weakly connected components
@@ -27,7 +28,7 @@ from py_trees.common import Status
 from behaviors import blackboard as bbk
 from behaviors.clock import WorldTimeout
 from behaviors.context import RunContext
-from behaviors.leaves import PredicateCondition, SkillLeaf
+from behaviors.leaves import KeepsHold, PredicateCondition, SkillLeaf, held_objects
 from planner.taskgraph import Subtask, TaskGraph
 
 
@@ -75,10 +76,13 @@ class SubtaskRetry(py_trees.decorators.Retry):
 def subtask_unit(subtask: Subtask, ctx: RunContext) -> SubtaskRetry:
     """The postcondition–precondition–action unit of one subtask (see module docstring)."""
     sid = subtask.id
+    skill: py_trees.behaviour.Behaviour = SkillLeaf(subtask, ctx)
+    if held_objects(subtask):  # the object in hand is watched while the skill runs: a drop fails the attempt at once
+        skill = KeepsHold(subtask, skill, ctx)
     pre = [PredicateCondition(f"{sid} pre {p}", [p], ctx, sid, wait_s=ctx.config.precondition_wait_s) for p in subtask.preconditions]
     run = py_trees.composites.Sequence(
         name=f"{sid} run", memory=True,
-        children=[*pre, SkillLeaf(subtask, ctx), PredicateCondition(f"{sid} confirm", subtask.success, ctx, sid)],
+        children=[*pre, skill, PredicateCondition(f"{sid} confirm", subtask.success, ctx, sid)],
     )
     done = PredicateCondition(f"{sid} done? " + ", ".join(str(p) for p in subtask.success), subtask.success, ctx, sid, record=False)
     # a drive planned for a learned skill runs even when near(...) already holds: it ends where the policy stops

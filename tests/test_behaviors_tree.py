@@ -346,3 +346,45 @@ def test_a_drive_that_knows_its_goal_is_not_over_while_it_is_away_from_it():
     assert ex.run().status == "succeeded"
     assert abs(sum(1 for a in world.actions if a[0] == 0) - 40) <= 1, len(world.actions)
     ex.close()
+
+
+def test_a_skill_that_drops_what_it_needs_in_hand_fails_at_once_not_at_its_timeout():
+    g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=0)
+    # 0.3 s in, the cup leaves the hand and the success never comes: the policy would go on to the timeout
+    ex, world, factory = make(g, {"t1": Script(0.3, removes=("holding(cup)",))}, facts={"holding(cup)"}, lost_object_s=1.0)
+    unit = ex.root.children[0].children[0]
+    run = unit.decorated.decorated.children[1]
+    assert [c.name for c in run.children] == ["t1 pre holding(cup)", "t1 keeps holding(cup)", "t1 confirm"]
+    assert isinstance(run.children[1], py_trees.decorators.EternalGuard)
+    out = ex.run()
+    assert out.status == "failed" and out.failed_subtask == "t1"
+    assert "lost holding(cup)" in out.reasons[0] and "visible(t1) not believed" in out.reasons[0]
+    assert 1.25 <= out.time_s <= 1.45  # dropped at 0.3 s, failed 1 s later, not after 30 s
+    ex.close()
+
+
+def test_a_release_that_delivers_the_object_is_not_a_drop():
+    g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=0)
+    ex, *_ = make(g, {"t1": Script(0.3, effects=("visible(t1)",), removes=("holding(cup)",))}, facts={"holding(cup)"}, lost_object_s=0.1)
+    assert ex.run().status == "succeeded"
+    ex.close()
+
+
+def test_a_drop_is_retried_and_the_retry_finds_the_hand_empty():
+    g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=1)
+    ex, world, factory = make(g, {"t1": Script(0.3, removes=("holding(cup)",))}, facts={"holding(cup)"},
+                              lost_object_s=1.0, precondition_wait_s=0.5)
+    out = ex.run()
+    assert out.status == "failed"
+    retry = [e for e in ex.events if e["event"] == "subtask_retry"]
+    assert len(retry) == 1 and "lost holding(cup)" in retry[0]["reason"]
+    assert "holding(cup)" in out.reasons[-1] and "not believed true" in out.reasons[-1]
+    assert factory.attempts["t1"] == 1  # the second attempt stopped at its precondition
+    ex.close()
+
+
+def test_skills_without_an_object_in_hand_are_not_guarded():
+    ex, *_ = make(chain(["t1"], pre=("visible(thing)",)), {"t1": Script(effects=("visible(t1)",))}, facts={"visible(thing)"})
+    run = ex.root.children[0].children[0].decorated.decorated.children[1]
+    assert not any(isinstance(c, py_trees.decorators.EternalGuard) for c in run.children)
+    ex.close()
