@@ -30,10 +30,6 @@ PLAIN_VIEW_PIXELS = 150.0  # full-resolution pixels an object covers where a mis
 GRASP_DISTANCE = 0.07  # m: a track this close to a closing gripper's site is in that hand
 OPEN = 0.096  # m: gripper opening above this is open
 EMPTY = 0.012  # m: gripper opening below this is closed on nothing
-SLIP_MARGIN = 0.01  # m: a held object slipped out once the fingers close this far past its grip range. A slip
-# closes them to nothing within a tick or two; a firm grip across a round object's chord (a cup taken
-# off-centre) or pads pressed in when the object is pushed against a palm sit a few millimetres below the
-# range, and reading those as slips had a handover believed "given" with the cup still in the hand.
 MATCH_GATE = 40.0
 FRAGMENT_EXTENT = 0.11  # m: two detections of a colour whose points together are no wider are one object's pieces
 CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this are not matched to it
@@ -139,7 +135,7 @@ class Tracker:
                     t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]
                     t.held_side, t.grip_offset = None, None
                     self._land(t, static, hands or {})
-                elif opening < max(lo - SLIP_MARGIN, EMPTY):  # the fingers closed past it: it slipped
+                elif opening < lo or opening > hi:  # the fingers closed past it or on something else: it slipped
                     t.held_side, t.grip_offset = None, None
                     t.confidence *= 0.5
                 else:

@@ -198,7 +198,7 @@ def _cup_track(tracker, pos):
 
 def test_holding_needs_the_gripper_closed_to_the_objects_width() -> None:
     from perception.static_map import StaticMap
-    from perception.tracking import SLIP_MARGIN, Tracker, grip_range
+    from perception.tracking import Tracker
     from scenarios.loading import load_scenario
 
     sc = load_scenario("distractors")
@@ -213,10 +213,6 @@ def test_holding_needs_the_gripper_closed_to_the_objects_width() -> None:
     # The hand moves with it: the track follows.
     tracker.predict(_frames_with_hand([0.6, 0.1, 1.1], 0.064), 1.0, static, {})
     assert tracker.tracks["red_cup"].position == pytest.approx([0.6, 0.1, 1.1])
-    # Squeezed a little below its grip range (a grip across the cup's chord, pads pressed in): still held.
-    lo, _ = grip_range("cup")
-    tracker.predict(_frames_with_hand([0.6, 0.1, 1.1], lo - 0.5 * SLIP_MARGIN), 1.05, static, {})
-    assert tracker.tracks["red_cup"].held_side == "left"
     # The fingers close further: the cup slipped out; no longer held, less sure where it is.
     tracker.predict(_frames_with_hand([0.6, 0.1, 1.1], 0.02), 1.1, static, {})
     t = tracker.tracks["red_cup"]
