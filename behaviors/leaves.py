@@ -291,8 +291,8 @@ class KeepsHold(py_trees.decorators.EternalGuard):
     and the reason says what happened. The grace covers a release's own moment between
     letting go and the object resting where it belongs."""
 
-    def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext) -> None:
-        self.held = held_objects(subtask)
+    def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext, held: tuple[Predicate, ...]) -> None:
+        self.held = held
         super().__init__(name=f"{subtask.id} keeps {_names(self.held)}", child=child, condition=self._kept)
         self.subtask = subtask
         self.ctx = ctx
@@ -320,6 +320,9 @@ class KeepsHold(py_trees.decorators.EternalGuard):
         return False
 
 
-def held_objects(subtask: Subtask) -> tuple[Predicate, ...]:
-    """The `holding(...)` preconditions: what the skill needs in hand from start to finish."""
-    return tuple(p for p in subtask.preconditions if p.name == "holding" and not p.negated)
+def guarded_skill(subtask: Subtask, ctx: RunContext) -> py_trees.behaviour.Behaviour:
+    """The subtask's skill leaf, under `KeepsHold` when the skill needs an object in hand (its
+    `holding(...)` preconditions) from start to finish."""
+    leaf = SkillLeaf(subtask, ctx)
+    held = tuple(p for p in subtask.preconditions if p.name == "holding" and not p.negated)
+    return KeepsHold(subtask, leaf, ctx, held) if held else leaf

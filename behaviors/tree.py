@@ -28,7 +28,7 @@ from py_trees.common import Status
 from behaviors import blackboard as bbk
 from behaviors.clock import WorldTimeout
 from behaviors.context import RunContext
-from behaviors.leaves import KeepsHold, PredicateCondition, SkillLeaf, held_objects
+from behaviors.leaves import PredicateCondition, guarded_skill
 from planner.taskgraph import Subtask, TaskGraph
 
 
@@ -76,9 +76,7 @@ class SubtaskRetry(py_trees.decorators.Retry):
 def subtask_unit(subtask: Subtask, ctx: RunContext) -> SubtaskRetry:
     """The postcondition–precondition–action unit of one subtask (see module docstring)."""
     sid = subtask.id
-    skill: py_trees.behaviour.Behaviour = SkillLeaf(subtask, ctx)
-    if held_objects(subtask):  # the object in hand is watched while the skill runs: a drop fails the attempt at once
-        skill = KeepsHold(subtask, skill, ctx)
+    skill = guarded_skill(subtask, ctx)  # a skill that needs an object in hand fails at once when it drops it
     pre = [PredicateCondition(f"{sid} pre {p}", [p], ctx, sid, wait_s=ctx.config.precondition_wait_s) for p in subtask.preconditions]
     run = py_trees.composites.Sequence(
         name=f"{sid} run", memory=True,
