@@ -289,7 +289,8 @@ class KeepsHold(py_trees.decorators.EternalGuard):
     that dropped the cup would otherwise go on acting with an empty hand until the attempt's
     timeout (a learned handover stood 25 s that way); the retry or the replan starts sooner
     and the reason says what happened. The grace covers a release's own moment between
-    letting go and the object resting where it belongs."""
+    letting go and the object resting where it belongs; an object the fingers are still at
+    (perception's `at_hand`: let go, not yet withdrawn) is not lost either."""
 
     def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext, held: tuple[Predicate, ...]) -> None:
         self.held = held
@@ -304,7 +305,8 @@ class KeepsHold(py_trees.decorators.EternalGuard):
             self._lost_since = None
         threshold = self.ctx.config.confidence
         belief = self.bb.belief
-        if not unmet(belief, self.held, threshold) or not unmet(belief, self.subtask.success, threshold):
+        if (not unmet(belief, self.held, threshold) or not unmet(belief, self.subtask.success, threshold)
+                or self._at_hand(belief)):
             self._lost_since = None
             return True
         now = self.ctx.clock()
@@ -318,6 +320,15 @@ class KeepsHold(py_trees.decorators.EternalGuard):
         self.feedback_message = reason
         bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask.id, node=self.name, reason=reason, time=now))
         return False
+
+
+    def _at_hand(self, belief: Belief | None) -> bool:
+        """Let go but not yet withdrawn: the fingers are still at the object (on a palm, a
+        surface), so it is not lost, though its success waits for the hand to leave."""
+        if belief is None:
+            return False
+        return any(belief.objects[o].at_hand is not None for p in self.held
+                   for o in p.args[:1] if o in belief.objects)
 
 
 def guarded_skill(subtask: Subtask, ctx: RunContext) -> py_trees.behaviour.Behaviour:

@@ -27,6 +27,8 @@ class ObjectBelief(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="belief that the object is where it is said to be")
     last_seen: float = Field(description="world time (s) of the last detection")
     visible: bool = Field(description="detected in the latest head frame")
+    at_hand: str | None = Field(None, description="the robot hand whose fingers are at the object (holding it, or let go "
+                                "and not yet withdrawn), from the hand's kinematics")
 
     @property
     def description(self) -> str:

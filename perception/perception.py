@@ -24,7 +24,7 @@ from perception.detection import Detection, PersonDetection, detect_objects, det
 from perception.geometry import CameraRegistration, RayGrid, scaled_intrinsics
 from perception.predicates import object_predicates, robot_near_all
 from perception.static_map import StaticMap
-from perception.tracking import OPEN, Tracker
+from perception.tracking import OPEN, Tracker, hand_at
 from scenarios.kinematics import Pose, RobotFrames, RobotKinematics
 from scenarios.schema import Scenario
 
@@ -179,10 +179,12 @@ class Perception:
         from typed numbers, so pydantic's validation (a third of a millisecond a frame) would
         only check what this code already guarantees."""
         tracks = self.tracker.tracks
+        sites = {side: pose.pos for side, pose in frames.grasp_sites.items()}
         objects = {
             oid: ObjectBelief.model_construct(
                 id=oid, category=t.category, colour=t.colour, position=(float(t.position[0]), float(t.position[1]), float(t.position[2])),
-                confidence=float(min(max(t.confidence, 0.0), 1.0)), last_seen=float(t.last_seen), visible=bool(t.visible))
+                confidence=float(min(max(t.confidence, 0.0), 1.0)), last_seen=float(t.last_seen), visible=bool(t.visible),
+                at_hand=hand_at(t, sites))
             for oid, t in tracks.items() if t.known
         }
         people = {}
@@ -195,7 +197,7 @@ class Perception:
         predicates: dict[str, float] = {}
         hands = self._hands_or_priors()
         for t in tracks.values():
-            predicates.update(object_predicates(t, self.static, hands))
+            predicates.update(object_predicates(t, self.static, hands, sites))
         robot_xy = np.array(frames.base[:2])
         predicates.update(robot_near_all(robot_xy, self.static, tracks, hands, self._people))
         robot = RobotBelief.model_construct(pose=tuple(float(v) for v in frames.base),

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import ObjectTrack, rests_on_palm
+from perception.tracking import ObjectTrack, fingers_at, rests_on_palm
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
@@ -24,8 +24,13 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
 
-def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.ndarray]) -> dict[str, float]:
-    """visible / holding / on / in / given for one track (only if it has ever been seen)."""
+def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.ndarray],
+                      grasp_sites: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """visible / holding / on / in / given for one track (only if it has ever been seen).
+
+    `hands` are people's palms; `grasp_sites` the robot's (world frame): an object on a palm
+    is given only once the robot's fingers are off it, as ground truth's `given` says.
+    """
     out: dict[str, float] = {f"visible({t.id})": SEEN if t.visible else 1.0 - SEEN}
     if not t.known:
         return out
@@ -41,8 +46,9 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             on_person = pid
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
+    let_go = not held and fingers_at(t.category, pos, grasp_sites or {}) is None
     for pid in hands:
-        out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and not held) else 0.02
+        out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and let_go) else 0.02
     container = static.container_at(pos)
     for cid in static.containers:
         out[f"in({t.id}, {cid})"] = p_there if (container == cid and not held) else 0.02

@@ -36,6 +36,7 @@ CATEGORY_GATE = 12.0  # detections whose shape fits a category worse than this a
 JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
 HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm height, rests on it
+FINGER_REACH = 0.04  # m: a grasp site this far outside an object's extent may still have a finger pad on it
 PARTIAL_VIEW = 0.6  # a detection under this share of the pixels the whole object would cover is a partial view
 
 
@@ -48,6 +49,35 @@ def rests_on_palm(category: str, position: np.ndarray, hand: np.ndarray, slack_a
     rise = position[2] - hand[2]
     return bool(np.hypot(position[0] - hand[0], position[1] - hand[1]) < HAND_RADIUS
                 and min(halves) - 0.03 < rise < max(halves) + slack_above)
+
+
+def fingers_at(category: str, position: np.ndarray, sites: dict[str, np.ndarray]) -> str | None:
+    """The hand whose fingers may still be on an object centred at `position`, else None.
+
+    Kinematics tells where each grasp site is, not what the pads touch: a hand counts as at
+    the object while its site is within the object's extent (standing) grown by
+    `FINGER_REACH`. So a hand that has let go counts until it has withdrawn, which is what
+    ground truth's `given` asks (no finger on the object) and what a camera cannot tell apart
+    from fingers still squeezing it.
+    """
+    cat = CATEGORIES[category]
+    radius, half = cat.footprint_radius(), cat.height() / 2
+    for side, site in sites.items():
+        if (np.hypot(site[0] - position[0], site[1] - position[1]) < radius + FINGER_REACH
+                and abs(site[2] - position[2]) < half + FINGER_REACH):
+            return side
+    return None
+
+
+def hand_at(t: ObjectTrack, sites: dict[str, np.ndarray]) -> str | None:
+    """The hand holding a track, or whose fingers are still at it after letting go. Only a
+    track seen since, or predicted to have landed there, counts: one that slipped unseen
+    could be anywhere, and keeps no hand."""
+    if t.held_side is not None:
+        return t.held_side
+    if t.visible or t.landed_in is not None:
+        return fingers_at(t.category, t.position, sites)
+    return None
 
 
 def grip_range(category: str) -> tuple[float, float]:

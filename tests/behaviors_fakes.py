@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from perception.belief import Belief, RobotBelief
+from perception.belief import Belief, ObjectBelief, RobotBelief
 from planner.taskgraph import Subtask, TaskGraph
 
 
@@ -91,7 +91,12 @@ class FakePerception:
 
     def update(self, obs: dict[str, Any]) -> Belief:
         self.updates += 1
-        return Belief(time=self.updates, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), predicates={f: 1.0 for f in obs["facts"]})
+        # A fact "at_hand(cup)" is an object the left hand's fingers are at (let go, not withdrawn).
+        objects = {f[8:-1]: ObjectBelief(id=f[8:-1], category="cup", colour="red", position=(0.0, 0.0, 1.0), confidence=1.0,
+                                         last_seen=0.0, visible=True, at_hand="left")
+                   for f in obs["facts"] if f.startswith("at_hand(")}
+        return Belief(time=self.updates, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects=objects,
+                      predicates={f: 1.0 for f in obs["facts"] if not f.startswith("at_hand(")})
 
 
 @dataclass

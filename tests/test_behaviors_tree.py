@@ -370,6 +370,18 @@ def test_a_release_that_delivers_the_object_is_not_a_drop():
     ex.close()
 
 
+def test_an_object_let_go_but_still_at_the_fingers_is_not_lost():
+    """Squeezed onto a palm, or let go and not yet withdrawn: not a drop, and not a success
+    either (perception's `given` waits for the fingers to leave), so the attempt runs on."""
+    g = chain(["t1"], pre=("holding(cup)",), timeout=3.0, retries=0)
+    ex, *_ = make(g, {"t1": Script(0.3, effects=("at_hand(cup)",), removes=("holding(cup)",))},
+                  facts={"holding(cup)"}, lost_object_s=0.5)
+    out = ex.run()
+    assert out.status == "failed" and not any("lost holding" in r for r in out.reasons)
+    assert out.time_s >= 3.0 - 1e-6  # ran to its timeout
+    ex.close()
+
+
 def test_a_drop_is_retried_and_the_retry_finds_the_hand_empty():
     g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=1)
     ex, world, factory = make(g, {"t1": Script(0.3, removes=("holding(cup)",))}, facts={"holding(cup)"},

@@ -222,7 +222,7 @@ def test_holding_needs_the_gripper_closed_to_the_objects_width() -> None:
 def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> None:
     from perception.predicates import object_predicates
     from perception.static_map import StaticMap
-    from perception.tracking import RELEASED_CONFIDENCE, Tracker
+    from perception.tracking import RELEASED_CONFIDENCE, Tracker, hand_at
     from scenarios.loading import load_scenario
 
     sc = load_scenario("distractors")
@@ -251,8 +251,34 @@ def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> No
     _cup_track(tracker, palm + [0, 0, 0.06])
     tracker._grasps(_frames_with_hand(palm + [0, 0, 0.06], 0.064))
     tracker.predict(_frames_with_hand(palm + [0, 0, 0.06], 0.1), 3.0, static, {"person_1": palm})
-    preds = object_predicates(tracker.tracks["red_cup"], static, {"person_1": palm})
-    assert preds["given(red_cup, person_1)"] > 0.5 and preds["holding(red_cup)"] < 0.5
+    t = tracker.tracks["red_cup"]
+    assert object_predicates(t, static, {"person_1": palm})["given(red_cup, person_1)"] > 0.5
+    # ... but only once the fingers are off it, as ground truth's `given` says.
+    at_cup = {"left": palm + [0, 0, 0.06], "right": np.array([0.0, -2.0, 1.0])}
+    withdrawn = {"left": palm + [0, 0, 0.18], "right": np.array([0.0, -2.0, 1.0])}
+    preds = object_predicates(t, static, {"person_1": palm}, at_cup)
+    assert preds["given(red_cup, person_1)"] < 0.5 and preds["holding(red_cup)"] < 0.5
+    assert hand_at(t, at_cup) == "left" and hand_at(t, withdrawn) is None
+    assert object_predicates(t, static, {"person_1": palm}, withdrawn)["given(red_cup, person_1)"] > 0.5
+
+
+def test_a_slipped_object_unseen_since_keeps_no_hand() -> None:
+    """A track that slipped out of closing fingers stays where the hand held it until seen again:
+    that is no evidence the fingers are still at it."""
+    from perception.tracking import Tracker, hand_at
+
+    tracker = Tracker({"red_cup": ("cup", "red")})
+    at = [0.6, 0.0, 1.0]
+    _cup_track(tracker, at)
+    tracker._grasps(_frames_with_hand(at, 0.064))
+    t = tracker.tracks["red_cup"]
+    sites = {"left": np.asarray(at), "right": np.array([0.0, -2.0, 1.0])}
+    assert hand_at(t, sites) == "left"  # held
+    tracker.predict(_frames_with_hand(at, 0.005), 1.0)  # closed past it: a slip
+    t.visible = False
+    assert t.held_side is None and hand_at(t, sites) is None
+    t.visible = True  # seen again, still between the fingers
+    assert hand_at(t, sites) == "left"
 
 
 def test_place_in_bin_and_handover_as_the_skills_do(distractors: SimWorld) -> None:
