@@ -40,7 +40,10 @@ class BehaviorConfig(BaseModel):
     arrive_still_m: float = Field(0.015, gt=0.0, description="base movement (m, and the same in rad of yaw) below which it stands still")
     lost_object_s: float = Field(2.0, gt=0.0, description="a skill that needs an object in hand (handover, place, place_in) fails "
                                                            "its attempt once the object has been believed out of the hand, with "
-                                                           "the skill's success not believed, this long (dropped, not delivered)")
+                                                           "the skill's success not believed, this long (dropped, not delivered) "
+                                                           "and seen since it left the hand")
+    lost_unseen_s: float = Field(6.0, gt=0.0, description="... or this long when the cameras have not seen it since it left the hand "
+                                                          "(inside a bin, behind the hand): perception may not yet know where it went")
     stall_s: float = Field(6.0, gt=0.0, description="no progress for this long fails the attempt")
     stall_state_tol: float = Field(0.01, gt=0.0, description="proprioception change (rad, m) that counts as progress")
     stall_position_tol: float = Field(0.02, gt=0.0, description="believed object movement (m) that counts as progress")

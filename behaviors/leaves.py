@@ -289,8 +289,9 @@ class KeepsHold(py_trees.decorators.EternalGuard):
     that dropped the cup would otherwise go on acting with an empty hand until the attempt's
     timeout (a learned handover stood 25 s that way); the retry or the replan starts sooner
     and the reason says what happened. The grace covers a release's own moment between
-    letting go and the object resting where it belongs; an object the fingers are still at
-    (perception's `at_hand`: let go, not yet withdrawn) is not lost either."""
+    letting go and the object resting where it belongs, and is longer (`lost_unseen_s`)
+    while the cameras have not seen the object since; an object the fingers are still at
+    (perception's `at_hand`: let go, not yet withdrawn) is not lost at all."""
 
     def __init__(self, subtask: Subtask, child: py_trees.behaviour.Behaviour, ctx: RunContext, held: tuple[Predicate, ...]) -> None:
         self.held = held
@@ -299,6 +300,7 @@ class KeepsHold(py_trees.decorators.EternalGuard):
         self.ctx = ctx
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.FAILURES,))
         self._lost_since: float | None = None
+        self._lost_at_frame = 0.0
 
     def _kept(self) -> bool:
         if self.status != Status.RUNNING:  # a new attempt
@@ -312,23 +314,29 @@ class KeepsHold(py_trees.decorators.EternalGuard):
         now = self.ctx.clock()
         if self._lost_since is None:
             self._lost_since = now
+            self._lost_at_frame = belief.time if belief is not None else 0.0  # perception's clock, as `last_seen`
         lost_for = now - self._lost_since
-        if lost_for < self.ctx.config.lost_object_s - 1e-9:
+        seen = self._seen_since(belief, self._lost_at_frame)
+        if lost_for < (self.ctx.config.lost_object_s if seen else self.ctx.config.lost_unseen_s) - 1e-9:
             return True
         reason = (f"lost {_names(self.held)}: not believed in hand for {lost_for:.1f} s "
-                  f"and {_names(self.subtask.success)} not believed")
+                  f"({'seen elsewhere' if seen else 'not seen since'}) and {_names(self.subtask.success)} not believed")
         self.feedback_message = reason
         bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask.id, node=self.name, reason=reason, time=now))
         return False
 
+    def _objects(self, belief: Belief) -> list:
+        return [belief.objects[o] for p in self.held for o in p.args[:1] if o in belief.objects]
+
+    def _seen_since(self, belief: Belief | None, since: float) -> bool:
+        """Whether the cameras have seen the object since it was lost: then perception knows
+        where it went; until then a released object's place is a guess (in a bin, under the hand)."""
+        return belief is not None and any(o.last_seen >= since - 1e-9 for o in self._objects(belief))
 
     def _at_hand(self, belief: Belief | None) -> bool:
         """Let go but not yet withdrawn: the fingers are still at the object (on a palm, a
         surface), so it is not lost, though its success waits for the hand to leave."""
-        if belief is None:
-            return False
-        return any(belief.objects[o].at_hand is not None for p in self.held
-                   for o in p.args[:1] if o in belief.objects)
+        return belief is not None and any(o.at_hand is not None for o in self._objects(belief))
 
 
 def guarded_skill(subtask: Subtask, ctx: RunContext) -> py_trees.behaviour.Behaviour:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import ObjectTrack, fingers_at, rests_on_palm
+from perception.tracking import ObjectTrack, hand_at, rests_on_palm
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
@@ -46,7 +46,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             on_person = pid
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
-    let_go = not held and fingers_at(t.category, pos, grasp_sites or {}) is None
+    let_go = hand_at(t, grasp_sites or {}) is None  # not held, and no fingers seen still at it
     for pid in hands:
         out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and let_go) else 0.02
     container = static.container_at(pos)

@@ -45,8 +45,8 @@ main() {
 
     local prev="" a
     for a in "$@"; do  # the smoke episode uses the evaluation's policy
-        case "$a" in --policy=*) export SMOKE_POLICY=${a#--policy=} ;; esac
-        [ "$prev" = --policy ] && export SMOKE_POLICY=$a
+        case "$a" in --policy=*) a=${a#--policy=}; export SMOKE_POLICY=${a%%,*} ;; esac
+        [ "$prev" = --policy ] && export SMOKE_POLICY=${a%%,*}
         prev=$a
     done
     echo "== smoke check (policy ${SMOKE_POLICY:-vla})"

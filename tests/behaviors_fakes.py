@@ -19,6 +19,9 @@ from perception.belief import Belief, ObjectBelief, RobotBelief
 from planner.taskgraph import Subtask, TaskGraph
 
 
+OBJECT_FACTS = ("seen(", "at_hand(")
+
+
 @dataclass
 class Script:
     duration: float = 0.5  # simulated seconds of work
@@ -91,12 +94,14 @@ class FakePerception:
 
     def update(self, obs: dict[str, Any]) -> Belief:
         self.updates += 1
-        # A fact "at_hand(cup)" is an object the left hand's fingers are at (let go, not withdrawn).
-        objects = {f[8:-1]: ObjectBelief(id=f[8:-1], category="cup", colour="red", position=(0.0, 0.0, 1.0), confidence=1.0,
-                                         last_seen=0.0, visible=True, at_hand="left")
-                   for f in obs["facts"] if f.startswith("at_hand(")}
+        # Object facts: "seen(cup)" an object the camera sees now, "at_hand(cup)" one the left
+        # hand's fingers are at (let go, not withdrawn, not seen since).
+        objects = {f[f.index("(") + 1:-1]: ObjectBelief(id=f[f.index("(") + 1:-1], category="cup", colour="red", position=(0.0, 0.0, 1.0),
+                                                        confidence=1.0, last_seen=self.updates if f.startswith("seen(") else 0.0,
+                                                        visible=f.startswith("seen("), at_hand="left" if f.startswith("at_hand(") else None)
+                   for f in obs["facts"] if f.startswith(OBJECT_FACTS)}
         return Belief(time=self.updates, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects=objects,
-                      predicates={f: 1.0 for f in obs["facts"] if not f.startswith("at_hand(")})
+                      predicates={f: 1.0 for f in obs["facts"] if not f.startswith(OBJECT_FACTS)})
 
 
 @dataclass

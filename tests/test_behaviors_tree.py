@@ -350,8 +350,9 @@ def test_a_drive_that_knows_its_goal_is_not_over_while_it_is_away_from_it():
 
 def test_a_skill_that_drops_what_it_needs_in_hand_fails_at_once_not_at_its_timeout():
     g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=0)
-    # 0.3 s in, the cup leaves the hand and the success never comes: the policy would go on to the timeout
-    ex, world, factory = make(g, {"t1": Script(0.3, removes=("holding(cup)",))}, facts={"holding(cup)"}, lost_object_s=1.0)
+    # 0.3 s in, the cup leaves the hand, seen elsewhere, and the success never comes: the policy would go on to the timeout
+    ex, world, factory = make(g, {"t1": Script(0.3, effects=("seen(cup)",), removes=("holding(cup)",))}, facts={"holding(cup)"},
+                              lost_object_s=1.0)
     unit = ex.root.children[0].children[0]
     run = unit.decorated.decorated.children[1]
     assert [c.name for c in run.children] == ["t1 pre holding(cup)", "t1 keeps holding(cup)", "t1 confirm"]
@@ -359,7 +360,19 @@ def test_a_skill_that_drops_what_it_needs_in_hand_fails_at_once_not_at_its_timeo
     out = ex.run()
     assert out.status == "failed" and out.failed_subtask == "t1"
     assert "lost holding(cup)" in out.reasons[0] and "visible(t1) not believed" in out.reasons[0]
+    assert "seen elsewhere" in out.reasons[0]
     assert 1.25 <= out.time_s <= 1.45  # dropped at 0.3 s, failed 1 s later, not after 30 s
+    ex.close()
+
+
+def test_an_object_not_seen_since_it_left_the_hand_gets_longer_to_be_found():
+    """Into a bin or behind the hand, a released object's place is perception's guess for a
+    while: the guard waits `lost_unseen_s` before calling it lost."""
+    g = chain(["t1"], pre=("holding(cup)",), timeout=30.0, retries=0)
+    ex, *_ = make(g, {"t1": Script(0.3, removes=("holding(cup)",))}, facts={"holding(cup)"}, lost_object_s=1.0, lost_unseen_s=3.0)
+    out = ex.run()
+    assert out.status == "failed" and "not seen since" in out.reasons[0]
+    assert 3.25 <= out.time_s <= 3.45
     ex.close()
 
 
