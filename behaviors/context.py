@@ -20,6 +20,8 @@ class BehaviorConfig(BaseModel):
     confidence: float = Field(0.6, ge=0.0, le=1.0, description="a predicate holds when believed true with at least this confidence")
     precondition_wait_s: float = Field(1.0, ge=0.0, description="how long a precondition may take to show up before the attempt fails")
     confirm_s: float = Field(0.15, ge=0.0, description="success must stay believed this long before the skill succeeds (perception flicker)")
+    belief_gap_s: float = Field(0.25, ge=0.0, description="success unbelieved for no longer than this (a missed detection) does not "
+                                                          "restart the time it has been believed (settling, confirmation)")
     settle_s: float = Field(2.0, ge=0.0, description="a policy that reports `done` gets this long after success is believed to finish its motion")
     learned_settle_s: float = Field(1.5, ge=0.0, description="a policy without `done` keeps acting at least this long after a "
                                                               "holding/on/in/given effect is believed (the lift or retreat after the "

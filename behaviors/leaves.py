@@ -145,7 +145,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     The attempt's timeout is the enclosing `WorldTimeout`'s job.
 
     Confirmation: the predicates must stay believed for `confirm_s` (one-frame flicker does
-    not end a skill), and a policy that exposes `done` (the scripted expert) may finish its
+    not end a skill; gaps up to `belief_gap_s`, a missed detection, do not restart that
+    clock or the settling below), and a policy that exposes `done` (the scripted expert) may finish its
     motion first — up to `settle_s` — so a pick is not cut off between closing the fingers
     and lifting the object. A policy without `done` (the VLA) keeps acting for
     `learned_settle_s` after a manipulation effect is first believed, for the same reason, and
@@ -171,6 +172,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.steps = 0
         self._next_stall_check = 0.0
         self._believed_since: float | None = None
+        self._unbelieved_since: float | None = None
 
     def initialise(self) -> None:
         self.policy = self.ctx.policy_factory(self.subtask)
@@ -180,6 +182,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.stall.reset(self.ctx.clock())
         self._next_stall_check = self.ctx.clock()
         self._believed_since = None
+        self._unbelieved_since = None
         self._base_still.reset()
         self._state_still.reset()
         self._start_pose: np.ndarray | None = None
@@ -193,6 +196,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         if self._arrives:
             self._track_departure(belief, now)
         if not unmet(belief, self.subtask.success, cfg.confidence):
+            self._unbelieved_since = None
             if self._believed_since is None:
                 self._believed_since = now
             held = now - self._believed_since
@@ -216,8 +220,11 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             if held >= cfg.confirm_s - 1e-9 and (done or waited >= limit - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS
-        else:
-            self._believed_since = None
+        else:  # a gap longer than a missed detection or two restarts the clock
+            if self._unbelieved_since is None:
+                self._unbelieved_since = now
+            if now - self._unbelieved_since >= cfg.belief_gap_s - 1e-9:
+                self._believed_since = None
         gave_up = getattr(self.policy, "failure", None)
         if gave_up:
             return self._fail(f"the policy gave up: {gave_up}")

@@ -251,6 +251,47 @@ def test_a_policy_without_done_keeps_acting_after_a_grasp_until_its_arm_is_at_re
     ex.close()
 
 
+class _MissesEveryThirdFrame:
+    """The fake perception, missing the grasp's effect one frame in three (a detection lost)."""
+
+    def __init__(self) -> None:
+        from tests.behaviors_fakes import FakePerception
+
+        self.inner = FakePerception()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def update(self, obs):
+        from perception.belief import Belief
+
+        b = self.inner.update(obs)
+        if b.time % 3 == 0:
+            return Belief(time=b.time, robot=b.robot, predicates={k: v for k, v in b.predicates.items() if k != "holding(t1)"})
+        return b
+
+
+@pytest.mark.parametrize("gap_s, succeeds", [(0.25, True), (0.0, False)])
+def test_a_missed_detection_does_not_restart_the_settling(gap_s, succeeds):
+    """Believed two frames in three, never at rest: the skill ends learned_settle_max_s after the
+    effect first shows — unless every missed frame restarts the clock, when it never ends."""
+    from tests.behaviors_fakes import FakeFactory, FakeWorld, subtask
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "holding(t1)", timeout=8.0, retries=0))
+    world = FakeWorld({"t1": Script(0.5, effects=("holding(t1)",))}, ["t1"])
+    factory = FakeFactory(world)
+    ex = Executor(world, _MissesEveryThirdFrame(), lambda s: (factory(s), _ArmComesToRest(0, 99.0))[1], g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.2, learned_settle_s=1.0, learned_settle_still_s=0.5, learned_settle_max_s=3.0,
+                                        belief_gap_s=gap_s))
+    ex.start()
+    out = ex.run()
+    assert (out.status == "succeeded") == succeeds, out
+    if succeeds:
+        assert 3.4 <= out.time_s <= 3.7  # 0.5 s of work, then 3 s at most of settling
+    ex.close()
+
+
 class _DrivingPerception:
     """The fake perception, with the base moving forward as t1's policy works, up to `stop_at` m."""
 
