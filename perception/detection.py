@@ -24,6 +24,8 @@ MIN_PIXELS = 14
 """Smallest colour segment (pixels, parts included) reported as an object."""
 TOP_ABOVE_CENTRE = {"cup": 0.051, "can": 0.062, "bottle": 0.118, "box": 0.05, "ball": 0.035}
 """Height of each category's highest visible point above its centre (part geometry included)."""
+LOWEST_CENTRE = {name: min((*(c.size[:2] if c.shape == "box" else c.size[:1]), c.height() / 2)) for name, c in CATEGORIES.items()}
+"""Lowest an object's centre can be above the floor: lying on its narrowest side."""
 RESTING_GAP = 0.03
 MERGE_GAP = 12
 """Full-resolution pixels between two segments of one colour that may still be one object."""
@@ -301,7 +303,8 @@ def rough_position(det: Detection, category: str) -> np.ndarray:
     all that matching detections to tracks needs."""
     half = CATEGORIES[category].height() / 2
     z = det.support.z + half + 0.001 if det.resting else det.top - TOP_ABOVE_CENTRE[category]
-    return np.array([det.top_xy[0], det.top_xy[1], z])
+    # A top this low is a lying object's (a bottle in a bin shows its side, not its cap): not below the floor.
+    return np.array([det.top_xy[0], det.top_xy[1], max(z, LOWEST_CENTRE[category])])
 
 
 def _position(det: Detection, category: str, camera_pos: np.ndarray) -> np.ndarray:

@@ -353,6 +353,17 @@ def _detection(colour: str, category: str, position: list[float]):
     return det
 
 
+def test_a_low_top_is_a_lying_object_not_one_sunk_into_the_floor() -> None:
+    """A bottle lying in a bin shows its side, 7 cm up, not its cap: read as standing, its centre
+    would be 4 cm under the floor and the bin's `in` would never hold."""
+    from perception.detection import LOWEST_CENTRE, rough_position
+
+    det = _detection("blue", "bottle", [0.3, 1.2, 0.02])  # top at 0.07 m, not resting on a surface
+    assert rough_position(det, "bottle")[2] == pytest.approx(LOWEST_CENTRE["bottle"]) == pytest.approx(0.033)
+    high = _detection("blue", "bottle", [0.3, 1.2, 0.9])  # held up high: the cap's height decides, as before
+    assert rough_position(high, "bottle")[2] == pytest.approx(0.95 - 0.118)
+
+
 def test_an_object_on_a_palm_is_given_standing_or_toppled() -> None:
     from perception.tracking import rests_on_palm
 
