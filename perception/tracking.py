@@ -7,7 +7,7 @@ behind something nearer, but fast when the camera looks straight at where it sho
 sees something else there (it was moved) — as fast as the object would be plain to see
 there: a far object a few pixels across that goes undetected is weak evidence it has gone.
 A track near a gripper that closes on something is attached to that hand and follows the
-grasp site until the gripper opens or closes empty (a slip).
+grasp site until the gripper opens or closes empty (a slip); then it falls from the hand.
 """
 
 from __future__ import annotations
@@ -70,14 +70,13 @@ def fingers_at(category: str, position: np.ndarray, sites: dict[str, np.ndarray]
 
 
 def hand_at(t: ObjectTrack, sites: dict[str, np.ndarray]) -> str | None:
-    """The hand holding a track, or whose fingers are still at it after letting go. Only a
-    track seen since, or predicted to have landed there, counts: one that slipped unseen
-    could be anywhere, and keeps no hand."""
+    """The hand holding a track, or whose fingers are still at it after letting go, seen or
+    not: a hand over an object hides it from the head camera, so unseen is no evidence the
+    fingers have left. (A slipped object's track does not stay in the hand: `predict` lets it
+    fall, as a released one does.)"""
     if t.held_side is not None:
         return t.held_side
-    if t.visible or t.landed_in is not None:
-        return fingers_at(t.category, t.position, sites)
-    return None
+    return fingers_at(t.category, t.position, sites) if t.known else None
 
 
 def grip_range(category: str) -> tuple[float, float]:
@@ -167,6 +166,7 @@ class Tracker:
                     self._land(t, static, hands or {})
                 elif opening < lo or opening > hi:  # the fingers closed past it or on something else: it slipped
                     t.held_side, t.grip_offset = None, None
+                    self._land(t, static, hands or {})  # it falls from the hand, somewhere: a weak guess
                     t.confidence *= 0.5
                 else:
                     t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]

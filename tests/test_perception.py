@@ -262,24 +262,30 @@ def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> No
     assert object_predicates(t, static, {"person_1": palm}, withdrawn)["given(red_cup, person_1)"] > 0.5
 
 
-def test_a_slipped_object_unseen_since_keeps_no_hand() -> None:
-    """A track that slipped out of closing fingers stays where the hand held it until seen again:
-    that is no evidence the fingers are still at it."""
+def test_a_slipped_object_falls_from_the_hand_and_a_hidden_one_is_still_at_it() -> None:
+    """A track that slipped out of closing fingers falls from the hand, as a released one does,
+    so it does not stay "at the hand" unseen; an object the fingers are at stays at the hand
+    when the hand hides it from the camera (unseen is no evidence the fingers left)."""
+    from perception.static_map import StaticMap
     from perception.tracking import Tracker, hand_at
+    from scenarios.loading import load_scenario
 
+    static = StaticMap.from_scenario(load_scenario("distractors"))
     tracker = Tracker({"red_cup": ("cup", "red")})
-    at = [0.6, 0.0, 1.0]
+    at = [0.6, 0.0, 1.0]  # over the table
     _cup_track(tracker, at)
     tracker._grasps(_frames_with_hand(at, 0.064))
     t = tracker.tracks["red_cup"]
     sites = {"left": np.asarray(at), "right": np.array([0.0, -2.0, 1.0])}
     assert hand_at(t, sites) == "left"  # held
-    tracker.predict(_frames_with_hand(at, 0.005), 1.0)  # closed past it: a slip
+    tracker.predict(_frames_with_hand(at, 0.005), 1.0, static, {})  # closed past it: a slip
     t.visible = False
-    assert t.held_side is None and hand_at(t, sites) is None
-    t.visible = True  # seen again, still between the fingers
+    assert t.held_side is None and t.resting_on == "table" and t.position[2] < 0.9
+    assert hand_at(t, sites) is None and t.confidence < 0.6
+    t.position, t.visible = np.asarray(at, dtype=float), True  # seen again between the fingers
     assert hand_at(t, sites) == "left"
-
+    t.visible = False  # and then hidden by the hand: still at it
+    assert hand_at(t, sites) == "left"
 
 def test_place_in_bin_and_handover_as_the_skills_do(distractors: SimWorld) -> None:
     """The real motion: carried to the bin / the palm, let go, looked at; belief agrees with ground truth."""
