@@ -14,7 +14,7 @@ from py_trees.common import Status
 from behaviors import blackboard as bbk
 from behaviors.clock import StallDetector
 from behaviors.context import RunContext
-from perception.belief import Belief
+from perception.belief import Belief, ObjectBelief
 from planner.taskgraph import Subtask
 from scenarios.predicates import Predicate
 
@@ -332,7 +332,7 @@ class KeepsHold(py_trees.decorators.EternalGuard):
         bbk.record_failure(self.bb, bbk.FailureRecord(subtask=self.subtask.id, node=self.name, reason=reason, time=now))
         return False
 
-    def _objects(self, belief: Belief) -> list:
+    def _objects(self, belief: Belief) -> list[ObjectBelief]:
         return [belief.objects[o] for p in self.held for o in p.args[:1] if o in belief.objects]
 
     def _seen_since(self, belief: Belief | None, since: float) -> bool:

@@ -46,7 +46,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             on_person = pid
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
-    let_go = hand_at(t, grasp_sites or {}) is None  # not held, and no fingers seen still at it
+    let_go = hand_at(t, grasp_sites or {}) is None  # not held, and no fingers still at it
     for pid in hands:
         out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and let_go) else 0.02
     container = static.container_at(pos)
