@@ -24,7 +24,7 @@ MIN_PIXELS = 14
 """Smallest colour segment (pixels, parts included) reported as an object."""
 TOP_ABOVE_CENTRE = {"cup": 0.051, "can": 0.062, "bottle": 0.118, "box": 0.05, "ball": 0.035}
 """Height of each category's highest visible point above its centre (part geometry included)."""
-LOWEST_CENTRE = {name: min((*(c.size[:2] if c.shape == "box" else c.size[:1]), c.height() / 2)) for name, c in CATEGORIES.items()}
+LOWEST_CENTRE = {name: min(c.half_extents()) for name, c in CATEGORIES.items()}
 """Lowest an object's centre can be above the floor: lying on its narrowest side."""
 RESTING_GAP = 0.03
 MERGE_GAP = 12

@@ -180,11 +180,12 @@ class Perception:
         only check what this code already guarantees."""
         tracks = self.tracker.tracks
         sites = {side: pose.pos for side, pose in frames.grasp_sites.items()}
+        at_hand = {oid: hand_at(t, sites) for oid, t in tracks.items()}
         objects = {
             oid: ObjectBelief.model_construct(
                 id=oid, category=t.category, colour=t.colour, position=(float(t.position[0]), float(t.position[1]), float(t.position[2])),
                 confidence=float(min(max(t.confidence, 0.0), 1.0)), last_seen=float(t.last_seen), visible=bool(t.visible),
-                at_hand=hand_at(t, sites))
+                at_hand=at_hand[oid])
             for oid, t in tracks.items() if t.known
         }
         people = {}
@@ -196,8 +197,8 @@ class Perception:
                                                        confidence=0.95 if seen else 0.3)
         predicates: dict[str, float] = {}
         hands = self._hands_or_priors()
-        for t in tracks.values():
-            predicates.update(object_predicates(t, self.static, hands, sites))
+        for oid, t in tracks.items():
+            predicates.update(object_predicates(t, self.static, hands, at_hand[oid]))
         robot_xy = np.array(frames.base[:2])
         predicates.update(robot_near_all(robot_xy, self.static, tracks, hands, self._people))
         robot = RobotBelief.model_construct(pose=tuple(float(v) for v in frames.base),

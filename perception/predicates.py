@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import ObjectTrack, hand_at, rests_on_palm
+from perception.tracking import ObjectTrack, rests_on_palm
 from scenarios.catalog import CATEGORIES
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
@@ -25,11 +25,12 @@ def _sigmoid(x: float) -> float:
 
 
 def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.ndarray],
-                      grasp_sites: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+                      at_hand: str | None = None) -> dict[str, float]:
     """visible / holding / on / in / given for one track (only if it has ever been seen).
 
-    `hands` are people's palms; `grasp_sites` the robot's (world frame): an object on a palm
-    is given only once the robot's fingers are off it, as ground truth's `given` says.
+    `hands` are people's palms; `at_hand` the robot hand still at the object
+    (`tracking.hand_at`): an object on a palm is given only once the robot's fingers are off
+    it, as ground truth's `given` says.
     """
     out: dict[str, float] = {f"visible({t.id})": SEEN if t.visible else 1.0 - SEEN}
     if not t.known:
@@ -46,7 +47,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             on_person = pid
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
-    let_go = hand_at(t, grasp_sites or {}) is None  # not held, and no fingers still at it
+    let_go = not held and at_hand is None
     for pid in hands:
         out[f"given({t.id}, {pid})"] = p_there if (on_person == pid and let_go) else 0.02
     container = static.container_at(pos)

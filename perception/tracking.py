@@ -44,8 +44,7 @@ def rests_on_palm(category: str, position: np.ndarray, hand: np.ndarray, slack_a
     """Whether an object centred at `position` rests on a palm at `hand`, standing or lying:
     its centre is over the palm by at least its smallest and at most its largest half-extent
     (a bottle handed over often topples onto its side)."""
-    cat = CATEGORIES[category]
-    halves = [*(cat.size[:2] if cat.shape == "box" else cat.size[:1]), cat.height() / 2]
+    halves = CATEGORIES[category].half_extents()
     rise = position[2] - hand[2]
     return bool(np.hypot(position[0] - hand[0], position[1] - hand[1]) < HAND_RADIUS
                 and min(halves) - 0.03 < rise < max(halves) + slack_above)

@@ -85,6 +85,11 @@ class ObjectCategory:
         s = size or self.size
         return 2 * s[0] if self.shape == "sphere" else 2 * s[-1]
 
+    def half_extents(self) -> tuple[float, ...]:
+        """Half its size along each axis it can rest on: centre heights standing or lying."""
+        s = self.size
+        return (*(s[:2] if self.shape == "box" else s[:1]), self.height() / 2)
+
     def footprint_radius(self, size: tuple[float, ...] | None = None) -> float:
         """Radius of the circle the object covers on a surface (boxes: half-diagonal)."""
         s = size or self.size

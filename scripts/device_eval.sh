@@ -43,9 +43,9 @@ main() {
     fi
     echo "   kit ready in $((SECONDS - t0)) s"
 
-    local prev="" a
+    local prev="" a v
     for a in "$@"; do  # the smoke episode uses the evaluation's policy
-        case "$a" in --policy=*) a=${a#--policy=}; export SMOKE_POLICY=${a%%,*} ;; esac
+        case "$a" in --policy=*) v=${a#--policy=}; export SMOKE_POLICY=${v%%,*} ;; esac
         [ "$prev" = --policy ] && export SMOKE_POLICY=${a%%,*}
         prev=$a
     done

@@ -96,10 +96,13 @@ class FakePerception:
         self.updates += 1
         # Object facts: "seen(cup)" an object the camera sees now, "at_hand(cup)" one the left
         # hand's fingers are at (let go, not withdrawn, not seen since).
-        objects = {f[f.index("(") + 1:-1]: ObjectBelief(id=f[f.index("(") + 1:-1], category="cup", colour="red", position=(0.0, 0.0, 1.0),
-                                                        confidence=1.0, last_seen=self.updates if f.startswith("seen(") else 0.0,
-                                                        visible=f.startswith("seen("), at_hand="left" if f.startswith("at_hand(") else None)
-                   for f in obs["facts"] if f.startswith(OBJECT_FACTS)}
+        objects = {}
+        for f in obs["facts"]:
+            if f.startswith(OBJECT_FACTS):
+                oid, seen = f[f.index("(") + 1:-1], f.startswith("seen(")
+                objects[oid] = ObjectBelief(id=oid, category="cup", colour="red", position=(0.0, 0.0, 1.0), confidence=1.0,
+                                            last_seen=self.updates if seen else 0.0, visible=seen,
+                                            at_hand=None if seen else "left")
         return Belief(time=self.updates, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects=objects,
                       predicates={f: 1.0 for f in obs["facts"] if not f.startswith(OBJECT_FACTS)})
 

@@ -256,10 +256,10 @@ def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> No
     # ... but only once the fingers are off it, as ground truth's `given` says.
     at_cup = {"left": palm + [0, 0, 0.06], "right": np.array([0.0, -2.0, 1.0])}
     withdrawn = {"left": palm + [0, 0, 0.18], "right": np.array([0.0, -2.0, 1.0])}
-    preds = object_predicates(t, static, {"person_1": palm}, at_cup)
+    preds = object_predicates(t, static, {"person_1": palm}, hand_at(t, at_cup))
     assert preds["given(red_cup, person_1)"] < 0.5 and preds["holding(red_cup)"] < 0.5
     assert hand_at(t, at_cup) == "left" and hand_at(t, withdrawn) is None
-    assert object_predicates(t, static, {"person_1": palm}, withdrawn)["given(red_cup, person_1)"] > 0.5
+    assert object_predicates(t, static, {"person_1": palm}, hand_at(t, withdrawn))["given(red_cup, person_1)"] > 0.5
 
 
 def test_a_slipped_object_falls_from_the_hand_and_a_hidden_one_is_still_at_it() -> None:
