@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
                                                          "recorded since session 11, or `vla-agent collect-targets`). "
                                                          "With --init-from, adds it to a policy that lacks it. "
                                                          "Default: on when the dataset has such episodes.")] = None,
+        target_anchor: Annotated[bool, typer.Option("--target-anchor", help="While a manipulation target is given, "
+                                                    "predict the nearer hand's position as an offset from the target "
+                                                    "(the object, the palm, the spot) rather than from the hand, so the "
+                                                    "reach follows the target by construction (VLAConfig.target_anchor). "
+                                                    "Needs --manipulation-target; with --init-from, adds it.")] = False,
         state_noise: Annotated[float, typer.Option("--state-noise", min=0.0, max=2.0, help="Std of Gaussian noise on the "
                                                    "normalised observation.state the model reads while training (0: none), "
                                                    "so that it reads a skill's phase from the cameras rather than the hand "
@@ -125,10 +130,14 @@ def register(app: typer.Typer) -> None:
             err_console.print("[bold red]error:[/] --image-dropout blanks the cameras of samples with a manipulation target; "
                               "it needs --manipulation-target")
             raise typer.Exit(int(ExitCode.BAD_INPUT))
+        if target_anchor and not manipulation_target:
+            err_console.print("[bold red]error:[/] --target-anchor predicts a hand from the manipulation target; it needs "
+                              "--manipulation-target")
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
         tcfg = _train_config(steps, batch_size, lr, seed, device, weights, flags, state_noise, image_dropout, env_lr_scale)
         env_dim = ENV_DIM if manipulation_target else GOAL_DIM if navigation_goal else 0
         if init_from is not None:
-            _fine_tune(data, dataset, out, init_from, tcfg, env_dim)
+            _fine_tune(data, dataset, out, init_from, tcfg, env_dim, target_anchor)
             return
         pairs = ()
         if actions == "relative":
@@ -141,9 +150,9 @@ def register(app: typer.Typer) -> None:
             image_keys=tuple(f"observation.images.{c}" for c in data.cameras), image_size=(h, w),
             state_dim=data.state[0].shape[1], action_dim=data.action[0].shape[1], chunk_size=chunk_size,
             n_action_steps=min(10, chunk_size), relative_actions=pairs, env_state_dim=env_dim,
-            target_hand_state=_hands(data) if env_dim == ENV_DIM else (),
+            target_hand_state=_hands(data) if env_dim == ENV_DIM else (), target_anchor=target_anchor,
         )
-        processor = VLAProcessor.fit(config, data.state, data.action)
+        processor = VLAProcessor.fit(config, data.state, data.action, targets=_episode_targets(data))
         _run(data, out, config, tcfg, processor)
 
 
@@ -181,7 +190,13 @@ def _hands(data) -> tuple[int, ...]:
     return hand_state_indices(data.info["features"]["observation.state"].get("names") or [])
 
 
-def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: int) -> None:
+def _episode_targets(data) -> list:
+    """Each episode's manipulation targets (N, 4), None for episodes training does not read."""
+    kept = {e for e, _ in data.items}
+    return [data.targets.get(i) if i in kept else None for i in range(len(data.episodes))]
+
+
+def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: int, target_anchor: bool = False) -> None:
     """Continue training a saved policy on `data`, keeping its config and normaliser, so the
     weights keep meaning what they meant (a refit normaliser would shift every input and target).
     `env_dim` entries of environment state may be added to what it reads, never removed."""
@@ -216,10 +231,14 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
         if env_dim == ENV_DIM and not cfg.target_hand_state:
             update["target_hand_state"] = _hands(data)
             added.append("the target's offsets from the hands")
-        cfg = cfg.model_copy(update=update)
+        cfg = type(cfg).model_validate({**cfg.model_dump(), **update})
         if added:
             console.print(f"{' and '.join(added)} added: new inputs start with zero weight, so training starts from the "
                           "policy as it was")
+        if target_anchor and not cfg.target_anchor:
+            cfg = type(cfg).model_validate({**cfg.model_dump(), "target_anchor": True})
+            console.print("target-anchored hand actions added: during pick, handover, place and place_in the nearer "
+                          "hand's outputs now mean offsets from the target, so those frames start with a high loss")
     else:
         err_console.print(f"[bold red]error:[/] --init-from {init_from} reads {cfg.env_state_dim} environment-state values "
                           "(navigation goal, manipulation target); --no-navigation-goal / --no-manipulation-target "
@@ -230,6 +249,8 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
     from policy.vla import VLAProcessor
 
     processor = VLAProcessor(cfg, base.processor.stats)  # the kept normaliser, under the (possibly widened) config
+    if cfg.target_anchor and not base.config.target_anchor:
+        processor.fit_anchor(data.state, data.action, _episode_targets(data))
     _run(data, out, cfg, tcfg, processor, init_weights=base.model.state_dict())
 
 

@@ -245,3 +245,111 @@ def test_env_lr_scale_speeds_up_the_environment_input_layer_alone(tmp_path: Path
         moved[scale] = {k: float((after[k] - before[k]).abs().max()) for k in ("env.0.weight", "text.weight")}
     assert moved[50.0]["env.0.weight"] > 10 * moved[1.0]["env.0.weight"]
     assert moved[50.0]["text.weight"] == pytest.approx(moved[1.0]["text.weight"], rel=0.3)
+
+
+# -- target-anchored hand actions (VLAConfig.target_anchor) ----------------------------------------------------------
+
+# Two hands (state 0-2 left, 3-5 right), their position targets (actions 0-2, 3-5) and two grippers (6, 7).
+ANCHORED = VLAConfig.model_validate({
+    **TINY.model_dump(), "action_dim": 8, "env_state_dim": ENV_DIM, "target_hand_state": (0, 1, 2, 3, 4, 5),
+    "relative_actions": tuple((i, i) for i in range(6)), "target_anchor": True})
+
+
+def _anchored_env(point: tuple[float, float, float] | None, rows: int = 1) -> torch.Tensor:
+    env = torch.zeros(rows, ENV_DIM)
+    if point is not None:
+        env[:, GOAL_DIM:] = torch.tensor([1.0, *point])
+    return env
+
+
+def _reaches(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Episodes of a left hand closing in on a point 10 cm above a random target, the right hand still."""
+    states, actions, targets = [], [], []
+    for _ in range(n):
+        point = rng.uniform([0.3, 0.0, 0.7], [0.6, 0.3, 1.1])
+        left = np.linspace([0.2, 0.25, 0.9], point + [0, 0, 0.1], 12)
+        right = np.tile([0.2, -0.25, 0.9], (12, 1))
+        states.append(np.hstack([left, right]))
+        actions.append(np.hstack([np.vstack([left[1:], left[-1:]]), right, np.zeros((12, 2))]))
+        targets.append(np.tile(np.r_[1.0, point], (12, 1)))
+    return states, actions, targets
+
+
+def test_the_hand_nearer_the_target_is_predicted_from_the_target():
+    """The same model output puts the nearer hand where the target moves it, one for one; the
+    other hand, and every row without a target, stay relative to the hands as before."""
+    rng = np.random.default_rng(3)
+    states, actions, targets = _reaches(4, rng)
+    processor = VLAProcessor.fit(ANCHORED, states, actions, text_embedder=fake_embedder, targets=targets)
+    assert float(processor.stats["anchor_std"][2]) > 0 and processor.stats["anchor_mean"].shape == (3,)
+    raw = torch.tensor([[0.2, 0.25, 0.9, 0.2, -0.25, 0.9]] * 3)
+    env = processor.environment_features(torch.cat([_anchored_env((0.5, 0.2, 0.8)), _anchored_env((0.5, -0.2, 0.8)),
+                                                    _anchored_env(None)]), raw)
+    moved = processor.environment_features(torch.cat([_anchored_env((0.6, 0.2, 0.8)), _anchored_env((0.6, -0.2, 0.8)),
+                                                      _anchored_env(None)]), raw)
+    zero = torch.zeros(3, ANCHORED.chunk_size, 8)
+    out, shifted = processor.unnormalise_action(zero, raw, env), processor.unnormalise_action(zero, raw, moved)
+    torch.testing.assert_close(shifted[0, :, 0] - out[0, :, 0], torch.full((ANCHORED.chunk_size,), 0.1))  # left, nearer
+    torch.testing.assert_close(shifted[1, :, 3] - out[1, :, 3], torch.full((ANCHORED.chunk_size,), 0.1))  # right, nearer
+    torch.testing.assert_close(shifted[0, :, 3:], out[0, :, 3:])
+    torch.testing.assert_close(shifted[1, :, :3], out[1, :, :3])
+    torch.testing.assert_close(out[2], VLAProcessor(ANCHORED.model_copy(update={"target_anchor": False}), processor.stats)
+                               .unnormalise_action(zero[2:], raw[2:])[0])  # no target: anchored at the hands
+    chunk = torch.as_tensor(rng.normal(size=(3, ANCHORED.chunk_size, 8)), dtype=torch.float32)
+    torch.testing.assert_close(processor.unnormalise_action(processor.normalise_action(chunk, raw, env), raw, env), chunk)
+    with pytest.raises(ValueError, match="environment features"):
+        processor.normalise_action(chunk, raw)
+
+
+def test_a_target_anchored_model_reaches_a_target_it_never_saw(tmp_path: Path):
+    """Trained on a few hands sent to 10 cm above their targets, the model sends a hand it never
+    saw there to 10 cm above a target it never saw: the offset is the same in every sample, the
+    reach itself is not. Saved and loaded, it acts the same."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    states, actions, targets = _reaches(6, rng)
+    processor = VLAProcessor.fit(ANCHORED, states, actions, text_embedder=fake_embedder, targets=targets)
+    policy = VLAPolicy(ANCHORED, processor)
+    frames = {k: torch.as_tensor(rng.integers(0, 255, (1, 24, 32, 3), dtype=np.uint8)) for k in ANCHORED.image_keys}
+    points = rng.uniform([0.3, 0.0, 0.7], [0.6, 0.3, 1.1], size=(16, 3))
+    hands = points + rng.uniform(-0.1, 0.1, size=(16, 3))
+    train = {k: v.expand(len(points), -1, -1, -1) for k, v in frames.items()}
+    goal = np.hstack([points + [0, 0, 0.1], np.tile([0.2, -0.25, 0.9, 0.0, 0.0], (len(points), 1))])
+    train.update({"observation.state": torch.as_tensor(np.hstack([hands, np.tile([0.2, -0.25, 0.9], (len(points), 1))]),
+                                                       dtype=torch.float32),
+                  "task": ["reach"] * len(points), GOAL_KEY: torch.cat([_anchored_env(tuple(p)) for p in points]),
+                  "action": torch.as_tensor(np.repeat(goal[:, None], ANCHORED.chunk_size, axis=1), dtype=torch.float32)})
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss, _ = policy(train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    point = np.array([0.45, 0.35, 1.15])  # beyond the training targets, the hand 15 cm off it
+    obs = {k: v[0].numpy() for k, v in frames.items()}
+    obs.update({"observation.state": np.r_[point + [-0.15, 0, 0], 0.2, -0.25, 0.9].astype(np.float32), "task": "reach",
+                GOAL_KEY: _anchored_env(tuple(point))[0].numpy()})
+    chunk = policy.eval().predict_action_chunk(obs)
+    np.testing.assert_allclose(chunk[:, :3], np.tile(point + [0, 0, 0.1], (ANCHORED.chunk_size, 1)), atol=0.02)
+    policy.save_pretrained(tmp_path / "ckpt")
+    loaded = VLAPolicy.from_pretrained(tmp_path / "ckpt", text_embedder=fake_embedder)
+    assert loaded.config.target_anchor
+    np.testing.assert_array_equal(loaded.predict_action_chunk(obs), chunk)
+
+
+def test_target_anchor_needs_the_hands_among_the_relative_actions():
+    with pytest.raises(ValueError, match="target_anchor"):
+        VLAConfig.model_validate({**ANCHORED.model_dump(), "relative_actions": ()})
+    with pytest.raises(ValueError, match="target_anchor"):
+        VLAConfig.model_validate({**ANCHORED.model_dump(), "target_hand_state": ()})
+
+
+def test_train_target_anchor_from_the_command_line(picks: Path, tmp_path: Path):
+    result = runner.invoke(app, ["train", "--dataset", str(picks), "--out", str(tmp_path / "bad"), "--target-anchor",
+                                 "--no-manipulation-target", "--steps", "1"])
+    assert result.exit_code == 2 and "needs --manipulation-target" in " ".join(result.output.split())
+    result = runner.invoke(app, ["train", "--dataset", str(picks), "--out", str(tmp_path / "run"), "--target-anchor",
+                                 "--steps", "2", "--batch-size", "4", "--image-size", "32x40", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    policy = VLAPolicy.from_pretrained(tmp_path / "run" / "pretrained", text_embedder=lambda t: torch.zeros(len(t), 384))
+    assert policy.config.target_anchor and float(policy.processor.stats["anchor_std"].min()) > 1e-3

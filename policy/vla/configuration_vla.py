@@ -59,6 +59,22 @@ class VLAConfig(BaseModel):
         "so it need not learn to subtract one input from another",
     )
 
+    target_anchor: bool = Field(
+        False,
+        description="while a manipulation target is given, the position targets of the hand nearer to it are "
+        "predicted as offsets from the target point instead of from the hand (`relative_actions`), with their "
+        "own normalisation: the reach is then the model's output by construction, where an input it may ignore "
+        "(session 11) is not. Needs `target_hand_state` and the hands' positions among `relative_actions`",
+    )
+
+    @property
+    def hand_actions(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """Action indices of the left and right hands' position targets (x, y, z): the relative
+        actions anchored at the hand positions `target_hand_state` names."""
+        by_state = {s: a for a, s in self.relative_actions}
+        idx = self.target_hand_state
+        return (tuple(by_state[s] for s in idx[:3]), tuple(by_state[s] for s in idx[3:]))  # type: ignore[return-value]
+
     @property
     def env_input_dim(self) -> int:
         """Width of the model's environment-state input: the entries given, plus the target's
@@ -72,6 +88,11 @@ class VLAConfig(BaseModel):
             raise ValueError(f"target_hand_state names six state indices below state_dim {self.state_dim} and needs the "
                              f"target in the environment state; got {self.target_hand_state} with env_state_dim "
                              f"{self.env_state_dim}")
+        if self.target_anchor and (not self.target_hand_state
+                                   or not set(self.target_hand_state) <= {s for _, s in self.relative_actions}):
+            raise ValueError("target_anchor predicts a hand's position from the manipulation target: it needs "
+                             f"target_hand_state (got {self.target_hand_state}) and those hand positions among "
+                             f"relative_actions (got {self.relative_actions})")
         if self.n_action_steps > self.chunk_size:
             raise ValueError(f"n_action_steps ({self.n_action_steps}) cannot exceed chunk_size ({self.chunk_size})")
         if self.d_model % self.n_heads:

@@ -152,7 +152,7 @@ class VLAPolicy(nn.Module):
         self.eval()
         try:
             images, state, text, raw, env = self._inputs(obs)
-            chunk = self.processor.unnormalise_action(self.model(images, state, text, env), raw).cpu().numpy()
+            chunk = self.processor.unnormalise_action(self.model(images, state, text, env), raw, env).cpu().numpy()
         finally:
             self.train(was_training)
         single = np.asarray(obs[self.processor.config.image_keys[0]]).ndim == 3
@@ -185,7 +185,7 @@ class VLAPolicy(nn.Module):
                 raise ValueError("image_dropout blanks the cameras of samples with a manipulation target: this policy reads none")
             drop = (torch.rand(images.shape[0], generator=generator) < image_dropout).to(images.device) & self.processor.has_target(env)
             images = images * (~drop).to(images.dtype).view(-1, *([1] * (images.dim() - 1)))
-        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw)
+        target = self.processor.normalise_action(torch.as_tensor(batch["action"], dtype=torch.float32, device=raw.device), raw, env)
         if target.shape[1:] != (self.config.chunk_size, self.config.action_dim):
             raise ValueError(f"action has shape {tuple(target.shape)}; expected (B, {self.config.chunk_size}, {self.config.action_dim})")
         pad = batch.get("action_is_pad")

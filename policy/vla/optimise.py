@@ -290,7 +290,7 @@ class OptimisedPolicy:
         inputs = (images, state, text) + ((env,) if env is not None else ())
         with self._lock:
             out = self.variant.fn(*inputs)
-        chunk = self.processor.unnormalise_action(out.float(), raw).numpy()
+        chunk = self.processor.unnormalise_action(out.float(), raw, env).numpy()
         single = np.asarray(obs[self.config.image_keys[0]]).ndim == 3
         return chunk[0] if single else chunk
 

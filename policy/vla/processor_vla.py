@@ -7,7 +7,10 @@ Normalisation statistics are saved beside the weights (`processor.safetensors`).
 With `VLAConfig.relative_actions` some action entries (the hands' position targets, the
 head's joint targets) are modelled as offsets from the state observed with the chunk, as
 UMI-style relative trajectories are: every action of a chunk is relative to the same
-observation. The processor converts both ways, so callers always see world actions.
+observation. With `VLAConfig.target_anchor`, while a manipulation target is given, the hand
+nearer to it is predicted relative to the target point instead, normalised by statistics of
+its own (`anchor_mean`, `anchor_std`). The processor converts both ways, so callers always
+see world actions.
 """
 
 from __future__ import annotations
@@ -68,6 +71,22 @@ def chunk_targets(states: np.ndarray, actions: np.ndarray, chunk_size: int, pair
     return np.concatenate(out)
 
 
+def anchored_offsets(config: VLAConfig, states: np.ndarray, actions: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
+    """(M, 3) offsets of one episode's anchored hand targets from its manipulation target, every
+    action of every chunk that starts on a frame with a valid target (what `anchor_mean` and
+    `anchor_std` are fit on); `targets` is (N, 4) as `policy.manipulation_target` encodes it."""
+    if targets is None or not config.target_anchor:
+        return np.zeros((0, 3))
+    hands = np.asarray(states, np.float64)[:, list(config.target_hand_state)]
+    left_idx, right_idx = config.hand_actions
+    out = []
+    for f in np.flatnonzero(np.asarray(targets)[:, 0] > 0):
+        point = np.asarray(targets[f, 1:4], np.float64)
+        right = np.linalg.norm(point - hands[f, 3:]) < np.linalg.norm(point - hands[f, :3])
+        out.append(np.asarray(actions[f: f + config.chunk_size], np.float64)[:, list(right_idx if right else left_idx)] - point)
+    return np.concatenate(out) if out else np.zeros((0, 3))
+
+
 class VLAProcessor:
     """Normalises states and actions and embeds instructions, with a per-string cache."""
 
@@ -82,8 +101,11 @@ class VLAProcessor:
             "action_mean": stats.get("action_mean", zeros(config.action_dim)).float(),
             "action_std": stats.get("action_std", ones(config.action_dim)).float(),
         }
+        if config.target_anchor:
+            self.stats["anchor_mean"] = stats.get("anchor_mean", zeros(3)).float()
+            self.stats["anchor_std"] = stats.get("anchor_std", ones(3)).float()
         for key, value in self.stats.items():
-            want = config.state_dim if key.startswith("state") else config.action_dim
+            want = config.state_dim if key.startswith("state") else 3 if key.startswith("anchor") else config.action_dim
             if value.shape != (want,):
                 raise ValueError(f"normalisation stat {key} has shape {tuple(value.shape)}, expected ({want},)")
         self._embed = text_embedder
@@ -93,10 +115,11 @@ class VLAProcessor:
     # -- statistics -----------------------------------------------------------------------
     @classmethod
     def fit(cls, config: VLAConfig, states: np.ndarray | Sequence[np.ndarray], actions: np.ndarray | Sequence[np.ndarray],
-            text_embedder: TextEmbedder | None = None) -> VLAProcessor:
+            text_embedder: TextEmbedder | None = None, targets: Sequence[np.ndarray | None] | None = None) -> VLAProcessor:
         """Statistics from training data (arrays, or one array per episode); tiny stds are
         floored so constant dims stay finite. Relative action entries are fit on their offsets
-        within chunks, which is what the model predicts."""
+        within chunks, which is what the model predicts; with `target_anchor`, the anchored hand's
+        on its offsets from the episodes' `targets` (one (N, 4) array or None per episode)."""
         def moments(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.as_tensor(x, dtype=torch.float64)
             return x.mean(0).float(), x.std(0).clamp(min=1e-3).float()
@@ -104,9 +127,21 @@ class VLAProcessor:
         episodes_s = [states] if isinstance(states, np.ndarray) else list(states)
         episodes_a = [actions] if isinstance(actions, np.ndarray) else list(actions)
         sm, ss = moments(np.concatenate(episodes_s))
-        targets = [chunk_targets(s_, a_, config.chunk_size, config.relative_actions) for s_, a_ in zip(episodes_s, episodes_a)]
-        am, as_ = moments(np.concatenate(targets))
-        return cls(config, {"state_mean": sm, "state_std": ss, "action_mean": am, "action_std": as_}, text_embedder)
+        predicted = [chunk_targets(s_, a_, config.chunk_size, config.relative_actions) for s_, a_ in zip(episodes_s, episodes_a)]
+        am, as_ = moments(np.concatenate(predicted))
+        processor = cls(config, {"state_mean": sm, "state_std": ss, "action_mean": am, "action_std": as_}, text_embedder)
+        if config.target_anchor:
+            processor.fit_anchor(episodes_s, episodes_a, targets or [None] * len(episodes_s))
+        return processor
+
+    def fit_anchor(self, states: Sequence[np.ndarray], actions: Sequence[np.ndarray], targets: Sequence[np.ndarray | None]) -> None:
+        """Fit `anchor_mean` / `anchor_std` alone (fine-tuning keeps the other statistics)."""
+        offsets = np.concatenate([np.zeros((0, 3))] + [anchored_offsets(self.config, s_, a_, t_)
+                                                        for s_, a_, t_ in zip(states, actions, targets)])
+        if not len(offsets):
+            raise ValueError("target_anchor needs episodes with a manipulation target to fit its statistics; none has one")
+        self.stats["anchor_mean"] = torch.as_tensor(offsets.mean(0), dtype=torch.float32)
+        self.stats["anchor_std"] = torch.as_tensor(offsets.std(0), dtype=torch.float32).clamp(min=1e-3)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -139,30 +174,62 @@ class VLAProcessor:
     def normalise_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self._stat("state_mean", state)) / self._stat("state_std", state)
 
-    def _anchor(self, action: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor | None:
-        """The offset added to relative entries: (B, 1, A) (or (1, A) for one chunk), None if none are relative."""
+    def _frame(self, action: torch.Tensor, state: torch.Tensor | None, env: torch.Tensor | None
+               ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """What the model's entries are relative to and normalised by: (anchor or None, mean, std),
+        each (B, 1, A) for chunks (B, H, A), or (B, A) / (A,) as `action` is."""
+        mean, std = self._stat("action_mean", action), self._stat("action_std", action)
         pairs = self.config.relative_actions
         if not pairs:
-            return None
+            return None, mean, std
         if state is None:
             raise ValueError("this policy predicts actions relative to the observed state: pass the raw state")
-        state = torch.as_tensor(state, dtype=torch.float32)
+        state = torch.as_tensor(state, dtype=torch.float32, device=action.device)
         a_idx, s_idx = (list(x) for x in zip(*pairs))
         anchor = torch.zeros(*state.shape[:-1], action.shape[-1], dtype=state.dtype, device=state.device)
         anchor[..., a_idx] = state[..., s_idx]
-        return anchor.unsqueeze(-2) if action.ndim == state.ndim + 1 else anchor
+        if self.config.target_anchor:
+            if env is None:
+                raise ValueError("this policy predicts the hand nearer the manipulation target from that target: pass "
+                                 "the environment features (VLAProcessor.environment_features)")
+            anchor, mean, std = self._target_frame(anchor, mean, std, env.to(action.device).reshape(-1, env.shape[-1]))
+        if action.ndim == state.ndim + 1:  # a chunk per state: every step shares its frame
+            anchor = anchor.unsqueeze(-2)
+            if mean.ndim == anchor.ndim - 1 and mean.ndim > 1:  # per-row statistics (target_anchor)
+                mean, std = mean.unsqueeze(-2), std.unsqueeze(-2)
+        return anchor, mean, std
 
-    def normalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        """World actions (…, A) → the model's normalised targets; `state` is the raw state the chunk starts from."""
-        anchor = self._anchor(action, state)
+    def _target_frame(self, anchor: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, env: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows with a valid target: the nearer hand's position entries anchored at the target and
+        normalised by the anchor statistics (ties go to the left hand, as `anchored_offsets`)."""
+        e = self.config.env_state_dim
+        rows = anchor.reshape(-1, anchor.shape[-1]).clone()
+        mean = mean.expand_as(rows).clone()
+        std = std.expand_as(rows).clone()
+        valid = env[:, e - 4] > 0
+        right = env[:, e + 3: e + 6].norm(dim=-1) < env[:, e: e + 3].norm(dim=-1)  # |target - hand| from the features
+        point = env[:, e - 3: e].to(rows.dtype)
+        am, as_ = self._stat("anchor_mean", rows), self._stat("anchor_std", rows)
+        for side, idx in ((False, list(self.config.hand_actions[0])), (True, list(self.config.hand_actions[1]))):
+            sel = valid & (right == side)
+            at = (sel.nonzero(as_tuple=True)[0][:, None], idx)
+            rows[at], mean[at], std[at] = point[sel], am, as_
+        return rows.reshape(anchor.shape), mean.reshape(anchor.shape), std.reshape(anchor.shape)
+
+    def normalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None, env: torch.Tensor | None = None) -> torch.Tensor:
+        """World actions (…, A) → the model's normalised targets; `state` is the raw state the chunk
+        starts from, `env` its environment features (read with `target_anchor`)."""
+        anchor, mean, std = self._frame(action, state, env)
         if anchor is not None:
             action = action - anchor
-        return (action - self._stat("action_mean", action)) / self._stat("action_std", action)
+        return (action - mean) / std
 
-    def unnormalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        """The model's output → world actions, relative entries anchored at the raw `state`."""
-        out = action * self._stat("action_std", action) + self._stat("action_mean", action)
-        anchor = self._anchor(out, state)
+    def unnormalise_action(self, action: torch.Tensor, state: torch.Tensor | None = None, env: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's output → world actions, relative entries anchored at the raw `state` (and,
+        with `target_anchor`, the target in `env`)."""
+        anchor, mean, std = self._frame(action, state, env)
+        out = action * std + mean
         return out if anchor is None else out + anchor
 
     def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
