@@ -18,6 +18,7 @@ from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
 
 SEEN = 0.97
+RESTING_GAP = 0.025  # m between an object's believed bottom and the surface under it: resting on it
 
 
 def _sigmoid(x: float) -> float:
@@ -37,7 +38,6 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
         return out
     conf = t.confidence
     held = t.held_side is not None
-    out[f"holding({t.id})"] = 0.95 * conf if held else 0.02
     pos = t.position
     half = CATEGORIES[t.category].height() / 2
     bottom = pos[2] - half
@@ -45,6 +45,10 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
     for pid, hand in hands.items():
         if rests_on_palm(t.category, pos, hand):
             on_person = pid
+    # Ground truth's holding: gripped and resting on nothing. A box closed on but still on the
+    # table, or set on a palm with the fingers still round it, is not held up yet.
+    resting = on_person is not None or bottom - static.support_below(pos[:2], bottom).z < RESTING_GAP
+    out[f"holding({t.id})"] = 0.95 * conf if held and not resting else 0.02
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
     let_go = not held and at_hand is None
@@ -59,7 +63,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             support = t.resting_on
         else:
             s = static.support_below(pos[:2], bottom)
-            if abs(bottom - s.z) < 0.025:
+            if abs(bottom - s.z) < RESTING_GAP:
                 support = s.owner
     surfaces = {s.owner for s in static.surfaces}
     for sid in surfaces:

@@ -262,6 +262,28 @@ def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> No
     assert object_predicates(t, static, {"person_1": palm}, hand_at(t, withdrawn))["given(red_cup, person_1)"] > 0.5
 
 
+def test_an_object_gripped_but_still_on_the_table_is_not_held_yet() -> None:
+    """Ground truth's `holding` is gripped and resting on nothing: fingers closed on a box that
+    still stands on the table (a learned pick that never lifts) is not a finished pick."""
+    from perception.predicates import object_predicates
+    from perception.static_map import StaticMap
+    from perception.tracking import Tracker
+    from scenarios.catalog import CATEGORIES
+    from scenarios.loading import load_scenario
+
+    static = StaticMap.from_scenario(load_scenario("distractors"))
+    table = static.support_below(np.array([0.6, 0.0]), 2.0)
+    standing = [0.6, 0.0, table.z + CATEGORIES["cup"].height() / 2]
+    tracker = Tracker({"red_cup": ("cup", "red")})
+    _cup_track(tracker, standing)
+    tracker._grasps(_frames_with_hand(standing, 0.064))
+    t = tracker.tracks["red_cup"]
+    assert t.held_side == "left" and table.owner == "table"
+    assert object_predicates(t, static, {})["holding(red_cup)"] < 0.5
+    t.position = np.asarray(standing) + [0, 0, 0.08]  # lifted 8 cm
+    assert object_predicates(t, static, {})["holding(red_cup)"] > 0.5
+
+
 def test_a_slipped_object_falls_from_the_hand_and_a_hidden_one_is_still_at_it() -> None:
     """A track that slipped out of closing fingers falls from the hand, as a released one does,
     so it does not stay "at the hand" unseen; an object the fingers are at stays at the hand
