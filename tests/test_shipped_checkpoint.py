@@ -48,9 +48,10 @@ def test_the_shipped_checkpoint_drives_where_its_goal_says(shipped: VLAPolicy):
     mid-drive (the expert's first 3.5 s to the counter), the same view with the goal ahead or
     behind, to the left or to the right, gives faster or slower, leftward or rightward commands."""
     from policy.expert import ScriptedExpert
-    from policy.navigation_goal import GOAL_DIM, GOAL_KEY
+    from policy.navigation_goal import ENV_DIM, GOAL_DIM, GOAL_KEY
 
-    assert shipped.config.env_state_dim == GOAL_DIM
+    assert shipped.config.env_state_dim in (GOAL_DIM, ENV_DIM)
+    pad = [0.0] * (shipped.config.env_state_dim - GOAL_DIM)  # no manipulation target while driving
     world = SimWorld("kitchen")
     obs, _ = world.reset(seed=2)
     expert = ScriptedExpert(world, "navigate_to", ["counter"])
@@ -62,9 +63,33 @@ def test_the_shipped_checkpoint_drives_where_its_goal_says(shipped: VLAPolicy):
 
     def base(goal: list[float]) -> np.ndarray:  # mean (vx, vy, wz) over the chunk's executed part
         shipped.reset()
-        return shipped.predict_action_chunk({**obs, GOAL_KEY: np.array(goal, np.float32)})[:10, :3].mean(0)
+        return shipped.predict_action_chunk({**obs, GOAL_KEY: np.array(goal + pad, np.float32)})[:10, :3].mean(0)
 
     ahead, behind = base([1, 0.6, 0, 2, 0, 1, 0]), base([1, -0.6, 0, -2, 0, -1, 0])
     left, right = base([1, 0.3, 0.52, 0.75, 1.3, 1, 0]), base([1, 0.3, -0.52, 0.75, -1.3, 1, 0])
     assert ahead[0] - behind[0] > 0.1, (ahead, behind)
     assert left[1] - right[1] > 0.05, (left, right)
+
+
+def test_the_shipped_checkpoint_hands_over_where_the_palm_is(shipped: VLAPolicy):
+    """It predicts the hand nearer the manipulation target from the target (VLAConfig.target_anchor):
+    the same view with the person's palm told 10 cm further away sends that hand 10 cm further."""
+    from policy.navigation_goal import ENV_DIM, GOAL_DIM, GOAL_KEY
+
+    assert shipped.config.env_state_dim == ENV_DIM and shipped.config.target_anchor
+    world = SimWorld("kitchen")
+    obs, _ = world.reset(seed=3)
+    world.close()
+    obs["task"] = "hand the red cup to the person"
+    left = obs["observation.state"][list(shipped.config.target_hand_state[:3])]
+    palm = left + np.array([0.25, -0.05, -0.1])  # in front of the left hand (base frame), nearer it than the right
+
+    def hand(target: np.ndarray) -> np.ndarray:
+        env = np.zeros(ENV_DIM, np.float32)
+        env[GOAL_DIM:] = [1.0, *target]
+        shipped.reset()
+        return shipped.predict_action_chunk({**obs, GOAL_KEY: env})[:, list(shipped.config.hand_actions[0])]
+
+    moved = hand(palm + [0.1, 0.0, 0.0]) - hand(palm)
+    np.testing.assert_allclose(moved[:, 0], 0.1, atol=0.03)
+    assert np.abs(moved[:, 1:]).max() < 0.03
