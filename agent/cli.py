@@ -276,7 +276,8 @@ def eval_command(
     first_seed: Annotated[int, typer.Option("--first-seed", help="Seeds are FIRST..FIRST+N-1.")] = 0,
     policy: Annotated[str, typer.Option("--policy", help="vla or expert.")] = "vla",
     workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 2,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, eval.png and traces.")] = Path("out/eval"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, eval.png, traces and "
+                                      "episodes.jsonl (one line per run as it finishes).")] = Path("out/eval"),
 ) -> None:
     """Success table per scenario and example goal over seeds, with a per-skill failure breakdown.
 
@@ -301,17 +302,19 @@ def eval_command(
         episodes = episodes_for(scenarios, goals, seeds, policy, first_seed)
     except ValueError as exc:
         _fail(str(exc))
-    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[ok]} ok, {task.fields[truth]} by ground truth"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-        bar = progress.add_task("eval", total=len(episodes), ok=0)
-        ok = 0
+        bar = progress.add_task("eval", total=len(episodes), ok=0, truth=0)
+        ok = truth = 0
 
         def tick(result) -> None:
-            nonlocal ok
+            nonlocal ok, truth
             ok += result.agent_success
-            progress.update(bar, advance=1, ok=ok)
+            truth += result.world_success
+            progress.update(bar, advance=1, ok=ok, truth=truth)
 
-        results = evaluate(episodes, workers=workers, trace_dir=out / "traces", progress=tick)
+        results = evaluate(episodes, workers=workers, trace_dir=out / "traces", progress=tick, log=out / "episodes.jsonl")
     rows = summarise(results)
     paths = write_reports(results, rows, out, policy)
     table = Table(title=f"Evaluation, {policy} policy, {seeds} seeds per goal")

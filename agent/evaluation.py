@@ -134,22 +134,33 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
 
 
 def evaluate(episodes: list[Episode], workers: int = 1, trace_dir: Path | None = None,
-             progress: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
-    """All episodes over `workers` processes (spawned: MuJoCo's GL and torch stay per process)."""
+             progress: Callable[[EpisodeResult], None] | None = None, log: Path | None = None) -> list[EpisodeResult]:
+    """All episodes over `workers` processes (spawned: MuJoCo's GL and torch stay per process).
+
+    `log` gets one JSON line per finished episode as it finishes (both verdicts), so an
+    evaluation stopped before its reports are written still says how each finished run ended."""
     results: list[EpisodeResult] = []
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+
+    def finished(result: EpisodeResult) -> None:
+        results.append(result)
+        if log is not None:
+            with log.open("a") as f:
+                f.write(json.dumps(asdict(result)) + "\n")
+        if progress:
+            progress(result)
+
     if workers <= 1:
         for ep in episodes:
-            results.append(run_episode(ep, str(trace_dir) if trace_dir else None))
-            if progress:
-                progress(results[-1])
+            finished(run_episode(ep, str(trace_dir) if trace_dir else None))
         return results
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_episode, ep, str(trace_dir) if trace_dir else None) for ep in episodes]
         for fut in as_completed(futures):
-            results.append(fut.result())
-            if progress:
-                progress(results[-1])
+            finished(fut.result())
     order = {(e.scenario, e.goal, e.seed): i for i, e in enumerate(episodes)}
     return sorted(results, key=lambda r: order[(r.scenario, r.goal, r.seed)])
 

@@ -7,7 +7,8 @@
 #
 # Arguments go to `vla-agent eval` unchanged (VLA_COMMAND="policy eval" runs the skill-by-skill
 # evaluation instead); leave out --out: the report goes to a scratch folder and what may come
-# back is copied under $OUT (at most 8 files): device_eval.log (all output), eval.json, eval.md,
+# back is copied under $OUT (at most 8 files): device_eval.log (all output), eval.json, eval.md, episodes.jsonl
+# (one line per finished run, also when EVAL_TIMEOUT stops the evaluation before its reports),
 # eval.png and traces.tar.gz, or policy eval's trials.jsonl (written trial by trial), table.md
 # and summary.json.
 # A smoke check runs first (imports, one EGL frame, one embedding, a short planned episode:
@@ -68,7 +69,7 @@ main() {
     fi
     rc=$?
     echo "== eval exit code $rc after $((SECONDS - t0)) s in all"
-    for f in eval.json eval.md eval.png trials.jsonl table.md summary.json; do [ -f "$SCRATCH/$f" ] && cp "$SCRATCH/$f" "$OUT/"; done
+    for f in eval.json eval.md eval.png episodes.jsonl trials.jsonl table.md summary.json; do [ -f "$SCRATCH/$f" ] && cp "$SCRATCH/$f" "$OUT/"; done
     [ -d "$SCRATCH/traces" ] && tar -czf "$OUT/traces.tar.gz" -C "$SCRATCH" traces
     ls -la "$OUT"
     return $rc

@@ -55,3 +55,23 @@ def test_an_evaluation_worker_exits_when_the_evaluation_dies():
     while not gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gone(child), "the orphaned worker is still running"
+
+
+def test_each_finished_episode_is_logged_as_it_finishes(tmp_path: Path, monkeypatch):
+    """An evaluation stopped part-way (a time limit, Ctrl-C) still leaves both verdicts of every
+    run that finished, one JSON line each, before any report is written."""
+    import pytest
+
+    import agent.evaluation as evaluation
+
+    def fake_run(ep, trace_dir=None):
+        if ep.seed == 2:
+            raise KeyboardInterrupt  # stopped while the third run was going
+        return EpisodeResult(ep.scenario, ep.goal, ep.seed, ep.policy, True, ep.seed == 0)
+
+    monkeypatch.setattr(evaluation, "run_episode", fake_run)
+    log = tmp_path / "eval" / "episodes.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.evaluate(episodes_for(["kitchen"], ["serve a drink to the person"], 4, "vla"), log=log)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(x["seed"], x["agent_success"], x["world_success"]) for x in lines] == [(0, True, True), (1, True, False)]
