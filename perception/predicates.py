@@ -18,7 +18,6 @@ from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
 
 SEEN = 0.97
-RESTING_GAP = 0.025  # m between an object's believed bottom and the surface under it: resting on it
 
 
 def _sigmoid(x: float) -> float:
@@ -38,6 +37,11 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
         return out
     conf = t.confidence
     held = t.held_side is not None
+    # Ground truth's holding is gripped and resting on nothing: fingers closed on a box still on
+    # the table are not a finished pick. Once lifted it stays held until let go, also when set
+    # down on a palm or a surface with the fingers still round it (a release not finished yet),
+    # so a retried handover or place starts from what it holds.
+    out[f"holding({t.id})"] = 0.95 * conf if held and t.lifted else 0.02
     pos = t.position
     half = CATEGORIES[t.category].height() / 2
     bottom = pos[2] - half
@@ -45,10 +49,6 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
     for pid, hand in hands.items():
         if rests_on_palm(t.category, pos, hand):
             on_person = pid
-    # Ground truth's holding: gripped and resting on nothing. A box closed on but still on the
-    # table, or set on a palm with the fingers still round it, is not held up yet.
-    resting = on_person is not None or bottom - static.support_below(pos[:2], bottom).z < RESTING_GAP
-    out[f"holding({t.id})"] = 0.95 * conf if held and not resting else 0.02
     # Seen there, or released over it and not seen since (then `conf` is at most RELEASED_CONFIDENCE).
     p_there = 0.95 * conf
     let_go = not held and at_hand is None
@@ -63,7 +63,7 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
             support = t.resting_on
         else:
             s = static.support_below(pos[:2], bottom)
-            if abs(bottom - s.z) < RESTING_GAP:
+            if abs(bottom - s.z) < 0.025:
                 support = s.owner
     surfaces = {s.owner for s in static.surfaces}
     for sid in surfaces:

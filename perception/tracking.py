@@ -37,6 +37,7 @@ JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
 HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm height, rests on it
 FINGER_REACH = 0.04  # m: a grasp site this far outside an object's extent may still have a finger pad on it
+LIFT_GAP = 0.025  # m: a held object whose bottom is this far above the surface under it is off it (lifted)
 PARTIAL_VIEW = 0.6  # a detection under this share of the pixels the whole object would cover is a partial view
 
 
@@ -106,12 +107,20 @@ class ObjectTrack:
     grip_offset: np.ndarray | None = None
     resting_on: str | None = None  # surface id of the last sighting, if it rested on one
     landed_in: str | None = None  # container or person id it was released over (until seen again)
+    lifted: bool = False  # held, and risen off what it stood on since the grasp (a finished pick)
     misses: int = 0
     history: list[np.ndarray] = field(default_factory=list)
 
     @property
     def known(self) -> bool:
         return self.position is not None
+
+
+def clear_of_support(category: str, position: np.ndarray, static) -> bool:
+    """Whether an object centred at `position` is off the surface under it (its bottom more than
+    LIFT_GAP above it): ground truth's `holding` needs the object gripped *and* resting on nothing."""
+    bottom = float(position[2]) - CATEGORIES[category].height() / 2
+    return bottom - static.support_below(np.asarray(position[:2]), bottom).z >= LIFT_GAP
 
 
 def _project(K: np.ndarray, cam: Pose, position: np.ndarray) -> tuple[float, float, float]:
@@ -169,11 +178,13 @@ class Tracker:
                     t.confidence *= 0.5
                 else:
                     t.position = frames.grasp_sites[t.held_side].apply(t.grip_offset[None])[0]
+                    t.lifted = t.lifted or (static is not None and clear_of_support(t.category, t.position, static))
             elif t.known and dt > 0:
                 t.confidence *= math.exp(-dt / OUT_OF_VIEW_TAU)
 
     @staticmethod
     def _land(t: ObjectTrack, static, hands: dict[str, np.ndarray]) -> None:
+        t.lifted = False
         t.confidence = min(t.confidence, RELEASED_CONFIDENCE)
         t.resting_on, t.landed_in = None, None
         if static is None:
@@ -315,6 +326,6 @@ class Tracker:
                     if dist < best_d:
                         best, best_d = t, dist
             if best is not None:
-                best.held_side = side
+                best.held_side, best.lifted = side, False
                 best.grip_offset = site.inverse_apply(best.position[None])[0]
                 best.resting_on, best.landed_in = None, None

@@ -264,7 +264,9 @@ def test_released_over_the_bin_is_believed_in_it_and_over_the_palm_given() -> No
 
 def test_an_object_gripped_but_still_on_the_table_is_not_held_yet() -> None:
     """Ground truth's `holding` is gripped and resting on nothing: fingers closed on a box that
-    still stands on the table (a learned pick that never lifts) is not a finished pick."""
+    still stands on the table (a learned pick that never lifts) are not a finished pick. Once
+    lifted it is held until let go, also when set back down with the fingers still round it
+    (a release not finished yet: a retried place starts from what it holds)."""
     from perception.predicates import object_predicates
     from perception.static_map import StaticMap
     from perception.tracking import Tracker
@@ -273,14 +275,17 @@ def test_an_object_gripped_but_still_on_the_table_is_not_held_yet() -> None:
 
     static = StaticMap.from_scenario(load_scenario("distractors"))
     table = static.support_below(np.array([0.6, 0.0]), 2.0)
-    standing = [0.6, 0.0, table.z + CATEGORIES["cup"].height() / 2]
+    standing = np.array([0.6, 0.0, table.z + CATEGORIES["cup"].height() / 2])
     tracker = Tracker({"red_cup": ("cup", "red")})
     _cup_track(tracker, standing)
     tracker._grasps(_frames_with_hand(standing, 0.064))
     t = tracker.tracks["red_cup"]
+    tracker.predict(_frames_with_hand(standing, 0.064), 0.5, static, {})
     assert t.held_side == "left" and table.owner == "table"
     assert object_predicates(t, static, {})["holding(red_cup)"] < 0.5
-    t.position = np.asarray(standing) + [0, 0, 0.08]  # lifted 8 cm
+    tracker.predict(_frames_with_hand(standing + [0, 0, 0.08], 0.064), 1.0, static, {})  # lifted 8 cm
+    assert object_predicates(t, static, {})["holding(red_cup)"] > 0.5
+    tracker.predict(_frames_with_hand(standing, 0.064), 1.5, static, {})  # set back down, still gripped
     assert object_predicates(t, static, {})["holding(red_cup)"] > 0.5
 
 
