@@ -231,12 +231,13 @@ def _fine_tune(data, dataset: Path, out: Path, init_from: Path, tcfg, env_dim: i
         if env_dim == ENV_DIM and not cfg.target_hand_state:
             update["target_hand_state"] = _hands(data)
             added.append("the target's offsets from the hands")
+        if target_anchor and not cfg.target_anchor:
+            update["target_anchor"] = True
         cfg = type(cfg).model_validate({**cfg.model_dump(), **update})
         if added:
             console.print(f"{' and '.join(added)} added: new inputs start with zero weight, so training starts from the "
                           "policy as it was")
-        if target_anchor and not cfg.target_anchor:
-            cfg = type(cfg).model_validate({**cfg.model_dump(), "target_anchor": True})
+        if "target_anchor" in update:
             console.print("target-anchored hand actions added: during pick, handover, place and place_in the nearer "
                           "hand's outputs now mean offsets from the target, so those frames start with a high loss")
     else:

@@ -12,8 +12,7 @@ import math
 import numpy as np
 
 from perception.static_map import StaticMap
-from perception.tracking import ObjectTrack, rests_on_palm
-from scenarios.catalog import CATEGORIES
+from perception.tracking import SUPPORT_GAP, ObjectTrack, gap_to_support, rests_on_palm
 from scenarios.ground_truth import REACH_DISTANCE
 from scenarios.schema import FLOOR_ID, PERSON_FOOTPRINT_RADIUS, ROBOT_ID
 
@@ -43,8 +42,6 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
     # so a retried handover or place starts from what it holds.
     out[f"holding({t.id})"] = 0.95 * conf if held and t.lifted else 0.02
     pos = t.position
-    half = CATEGORIES[t.category].height() / 2
-    bottom = pos[2] - half
     on_person = None
     for pid, hand in hands.items():
         if rests_on_palm(t.category, pos, hand):
@@ -62,8 +59,8 @@ def object_predicates(t: ObjectTrack, static: StaticMap, hands: dict[str, np.nda
         if t.resting_on is not None:
             support = t.resting_on
         else:
-            s = static.support_below(pos[:2], bottom)
-            if abs(bottom - s.z) < 0.025:
+            gap, s = gap_to_support(t.category, pos, static)
+            if abs(gap) < SUPPORT_GAP:
                 support = s.owner
     surfaces = {s.owner for s in static.surfaces}
     for sid in surfaces:

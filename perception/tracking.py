@@ -37,7 +37,7 @@ JUMP_GATE = 0.15  # m
 RELEASED_CONFIDENCE = 0.8  # where a released object landed is predicted, not seen: believed moderately
 HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm height, rests on it
 FINGER_REACH = 0.04  # m: a grasp site this far outside an object's extent may still have a finger pad on it
-LIFT_GAP = 0.025  # m: a held object whose bottom is this far above the surface under it is off it (lifted)
+SUPPORT_GAP = 0.025  # m: an object whose bottom is within this of the surface under it rests on it
 PARTIAL_VIEW = 0.6  # a detection under this share of the pixels the whole object would cover is a partial view
 
 
@@ -116,11 +116,18 @@ class ObjectTrack:
         return self.position is not None
 
 
-def clear_of_support(category: str, position: np.ndarray, static) -> bool:
-    """Whether an object centred at `position` is off the surface under it (its bottom more than
-    LIFT_GAP above it): ground truth's `holding` needs the object gripped *and* resting on nothing."""
+def gap_to_support(category: str, position: np.ndarray, static) -> tuple[float, object]:
+    """How far an upright object centred at `position` has its bottom above the surface under it,
+    and that surface (`StaticMap.support_below`)."""
     bottom = float(position[2]) - CATEGORIES[category].height() / 2
-    return bottom - static.support_below(np.asarray(position[:2]), bottom).z >= LIFT_GAP
+    surface = static.support_below(np.asarray(position[:2]), bottom)
+    return bottom - surface.z, surface
+
+
+def clear_of_support(category: str, position: np.ndarray, static) -> bool:
+    """Whether an object centred at `position` is off the surface under it (its bottom at least
+    SUPPORT_GAP above it): ground truth's `holding` needs the object gripped *and* resting on nothing."""
+    return gap_to_support(category, position, static)[0] >= SUPPORT_GAP
 
 
 def _project(K: np.ndarray, cam: Pose, position: np.ndarray) -> tuple[float, float, float]:

@@ -71,6 +71,13 @@ def chunk_targets(states: np.ndarray, actions: np.ndarray, chunk_size: int, pair
     return np.concatenate(out)
 
 
+def right_hand_nearer(to_left: np.ndarray | torch.Tensor, to_right: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Per row, whether the target is nearer the right hand than the left, from the target's
+    offsets from each (numpy or torch, (..., 3)); ties go to the left. Statistics and run time
+    pick the anchored hand by this one rule."""
+    return (to_right ** 2).sum(-1) < (to_left ** 2).sum(-1)
+
+
 def anchored_offsets(config: VLAConfig, states: np.ndarray, actions: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
     """(M, 3) offsets of one episode's anchored hand targets from its manipulation target, every
     action of every chunk that starts on a frame with a valid target (what `anchor_mean` and
@@ -82,7 +89,7 @@ def anchored_offsets(config: VLAConfig, states: np.ndarray, actions: np.ndarray,
     out = []
     for f in np.flatnonzero(np.asarray(targets)[:, 0] > 0):
         point = np.asarray(targets[f, 1:4], np.float64)
-        right = np.linalg.norm(point - hands[f, 3:]) < np.linalg.norm(point - hands[f, :3])
+        right = right_hand_nearer(point - hands[f, :3], point - hands[f, 3:])
         out.append(np.asarray(actions[f: f + config.chunk_size], np.float64)[:, list(right_idx if right else left_idx)] - point)
     return np.concatenate(out) if out else np.zeros((0, 3))
 
@@ -195,20 +202,20 @@ class VLAProcessor:
             anchor, mean, std = self._target_frame(anchor, mean, std, env.to(action.device).reshape(-1, env.shape[-1]))
         if action.ndim == state.ndim + 1:  # a chunk per state: every step shares its frame
             anchor = anchor.unsqueeze(-2)
-            if mean.ndim == anchor.ndim - 1 and mean.ndim > 1:  # per-row statistics (target_anchor)
+            if self.config.target_anchor:  # per-row statistics, shaped like the anchor
                 mean, std = mean.unsqueeze(-2), std.unsqueeze(-2)
         return anchor, mean, std
 
     def _target_frame(self, anchor: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, env: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows with a valid target: the nearer hand's position entries anchored at the target and
-        normalised by the anchor statistics (ties go to the left hand, as `anchored_offsets`)."""
+        normalised by the anchor statistics."""
         e = self.config.env_state_dim
         rows = anchor.reshape(-1, anchor.shape[-1]).clone()
         mean = mean.expand_as(rows).clone()
         std = std.expand_as(rows).clone()
         valid = env[:, e - 4] > 0
-        right = env[:, e + 3: e + 6].norm(dim=-1) < env[:, e: e + 3].norm(dim=-1)  # |target - hand| from the features
+        right = right_hand_nearer(env[:, e: e + 3], env[:, e + 3: e + 6])  # target - hand, from the features
         point = env[:, e - 3: e].to(rows.dtype)
         am, as_ = self._stat("anchor_mean", rows), self._stat("anchor_std", rows)
         for side, idx in ((False, list(self.config.hand_actions[0])), (True, list(self.config.hand_actions[1]))):
