@@ -98,6 +98,12 @@ def register(app: typer.Typer) -> None:
                                                               "the learned drive itself, so the expert records the "
                                                               "correction. --perturb does not apply; --offset and "
                                                               "--arm-offset are refused with it.")] = None,
+        takeover_after: Annotated[float, typer.Option("--takeover-after", help="With --learned-setup: the learned policy "
+                                                      "also starts each pick, handover, place and place_in itself, for "
+                                                      "a random 1 s to this many simulated seconds, and the expert "
+                                                      "takes over from where it stopped (DAgger inside a skill: a hand "
+                                                      "held over the palm, a grasp half-closed). An episode whose "
+                                                      "learned skill succeeded first records nothing. 0: off.")] = 0.0,
         append: Annotated[bool, typer.Option("--append", help="Add the episodes to the dataset already at --out "
                                              "(same image size); numbering continues after its last episode.")] = False,
         supersede: Annotated[bool, typer.Option("--supersede", help="With --append: mark the dataset's earlier episodes "
@@ -133,12 +139,20 @@ def register(app: typer.Typer) -> None:
                       "leave out --offset and --arm-offset")
             if not (learned_setup / "config.json").is_file():
                 _fail(f"--learned-setup {learned_setup}: no VLA checkpoint there (no config.json)")
+        if takeover_after:
+            from policy.episodes import TAKEOVER_MIN_S
+
+            if learned_setup is None:
+                _fail("--takeover-after needs --learned-setup: the learned policy that starts the skill")
+            if takeover_after < TAKEOVER_MIN_S:
+                _fail(f"--takeover-after {takeover_after}: must be 0 (off) or at least {TAKEOVER_MIN_S} s")
         config = CollectConfig(scenarios=_scenarios(scenario), skills=tuple(s.strip() for s in skills.split(",") if s.strip()),
                                episodes=episodes, seed=seed, image_size=_size(image_size), fixed_args=pinned,
                                dart_fraction=dart, perturb_fraction=perturb, from_start_fraction=from_start,
                                carry_fraction=carrying, offset_fraction=offset, arm_offset_fraction=arm_offset,
                                offset_scale=offset_scale,
-                               learned_setup=str(learned_setup.resolve()) if learned_setup is not None else None)
+                               learned_setup=str(learned_setup.resolve()) if learned_setup is not None else None,
+                               takeover_after=takeover_after)
         try:
             plan_episodes(config)  # every check happens before anything is written
         except SkillError as exc:
@@ -180,6 +194,12 @@ def register(app: typer.Typer) -> None:
             console.print("learned set-up steps that succeeded (one attempt each): "
                           + ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in rates.items())
                           + f"; {sum(bool(e.get('recovery')) for e in eps)} recovery episodes", highlight=False)
+            if takeover_after:
+                led = [e for e in eps if e.get("takeover")]
+                console.print(f"learned leads: {len(led)} skills started by the policy; the expert took over "
+                              f"{sum(e['length'] > 0 for e in led)} of them, "
+                              f"{sum(e['length'] == 0 for e in led)} had succeeded within the lead (nothing recorded)",
+                              highlight=False)
 
     @app.command("collect-targets")
     def collect_targets_cmd(

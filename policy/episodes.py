@@ -58,6 +58,7 @@ class SkillResult:
     steps: int
     seconds: float
     target: tuple[float, float, float] | None = None  # world point acted on (`policy.manipulation_target`)
+    lead: bool = False  # the learned policy's start of the recorded skill itself (`EpisodeConfig.takeover_after`)
 
 
 @dataclass
@@ -70,10 +71,13 @@ class EpisodeConfig:
     offset_scale: float = 1.0  # ... by up to this share of OFFSET_RANGE (0.2: the few centimetres a learned drive misses by)
     arm_offset: bool = False  # navigate_to with `carry`, HELD_SKILLS: start with both hands off their postures (`displace_hands`)
     learned_setup: str | None = None  # checkpoint: the learned policy runs the set-up (`policy.learned_setup`)
+    takeover_after: float = 0.0  # with learned_setup: it also starts the skill, for TAKEOVER_MIN_S to this many s
 
 
 OFFSET_SKILLS = ("navigate_to", "pick", "handover", "place", "place_in")
 HELD_SKILLS = ("handover", "place", "place_in")  # skills that start holding what the set-up picked up
+TAKEOVER_SKILLS = ("pick", "handover", "place", "place_in")  # skills a learned lead starts before the expert takes over
+TAKEOVER_MIN_S = 1.0  # s: the shortest learned lead
 OFFSET_RANGE = ((-0.30, 0.12), (-0.15, 0.15), (-0.4, 0.4))  # base-frame x (m, + = forward), y (m), yaw (rad)
 HELD_HAND_RANGE = ((-0.10, 0.05), (-0.08, 0.08), (-0.15, 0.05))  # m added to the held object's hand target (x, y, z)
 FREE_HAND_RANGE = ((-0.10, 0.15), (-0.12, 0.12), (-0.10, 0.30))  # ... and to the free hand's (up to head height)
@@ -225,6 +229,9 @@ def prepare(world: SimWorld, skill: str, args: dict[str, str], seed: int, config
 
     obs = with_images(world, obs)
     steps = learned_steps(steps, skill, args)
+    if config.takeover_after > 0 and skill in TAKEOVER_SKILLS:
+        lead_s = float(np.random.default_rng([seed, 31]).uniform(TAKEOVER_MIN_S, max(TAKEOVER_MIN_S, config.takeover_after)))
+        return run_learned_setup(world, obs, steps + [(skill, dict(args))], config.learned_setup, seed, task, lead_s=lead_s)
     return run_learned_setup(world, obs, steps, config.learned_setup, seed, task) if steps else (obs, [])
 
 
@@ -268,6 +275,7 @@ class EpisodeOutcome:
     chain: list[SkillResult] = field(default_factory=list)
     task: str = ""  # the recorded skill's instruction
     recovery: bool = False  # the expert redid a learned set-up step that failed (`run_episode`)
+    lead_s: float = 0.0  # simulated seconds the learned policy ran the skill before the expert took over
 
 
 def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, config: EpisodeConfig | None = None,
@@ -281,7 +289,13 @@ def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, co
     args = validate_skill(world.scenario, skill, args)
     obs, setup = prepare(world, skill, args, seed, config, task)
     recovery = False
-    if setup and not setup[-1].success:
+    lead_s = 0.0
+    if setup and setup[-1].lead:  # the learned policy started the skill itself; the expert takes over
+        lead_s = setup[-1].seconds
+        if setup[-1].success or skill_succeeded(world, skill, args):  # nothing left to correct: nothing recorded
+            return EpisodeOutcome(skill, args, seed, False, f"the learned {skill} succeeded within its {lead_s:.1f} s lead",
+                                  False, chain=setup, task=task, lead_s=lead_s)
+    elif setup and not setup[-1].success:
         bad = setup[-1]
         if not (config.learned_setup and bad.skill in SKILLS):
             return EpisodeOutcome(skill, args, seed, False, f"setup {bad.skill} failed: {bad.reason}", True, chain=setup,
@@ -294,7 +308,7 @@ def run_episode(world: SimWorld, skill: str, args: dict[str, str], seed: int, co
     res, _ = run_skill(world, skill, args, obs, on_step=on_step, noise_std=config.noise_std, rng=rng)
     from_start = not setup and bool(setup_steps(skill, args))
     return EpisodeOutcome(skill, args, seed, res.success, res.reason, False, from_start, res.steps, res.seconds, setup + [res],
-                          task=task, recovery=recovery)
+                          task=task, recovery=recovery, lead_s=lead_s)
 
 
 CHAINS: dict[str, Callable[[str, str], list[tuple[str, dict[str, str]]]]] = {

@@ -15,6 +15,11 @@ recorded expert drive is the correction from where the learned one stopped (ofte
 centimetres back, or a turn; nothing when it stopped on the pose). Each learned step gets
 one attempt; when one fails, the expert is recorded redoing that step from where the
 failed attempt left the robot — the state a whole run retries from (`recovery` episodes).
+
+With a lead (`EpisodeConfig.takeover_after`) the learned policy also starts the recorded
+skill itself and is stopped part-way; the expert takes over from there: DAgger inside a
+skill. A learned handover after a learned pick reached the palm and never let go until its
+timeout, a state no skill-boundary set-up records the expert from.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ def learned_steps(steps: list[tuple[str, dict[str, str]]], skill: str, args: dic
 
 
 def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[str, dict[str, str]]], checkpoint: Path | str,
-                      seed: int, task: str = "") -> tuple[dict[str, Any], list[Any]]:
+                      seed: int, task: str = "", lead_s: float = 0.0) -> tuple[dict[str, Any], list[Any]]:
     """Run `steps` as one task graph with the learned policy at `checkpoint` through the
     behaviour tree, from `obs` (cameras on); returns the last observation and one
     `SkillResult` per step run (the last one failing when the chain stopped there).
+    With `lead_s` the last step is the recorded skill's lead: it gets `lead_s` simulated
+    seconds instead of its timeout, and its result is marked `lead`.
 
     A drive to an object perception has not seen starts with the learned look_for, as the
     planner plans it; there is no repair: a failed step ends the set-up, and
@@ -70,28 +77,38 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
         # One attempt: the state a failed attempt leaves is where a whole run's retry starts, and
         # where `policy.episodes.run_episode` records the expert redoing the step.
         sub = sub.model_copy(update={"id": f"{k}_{sub.id}", "retries": 0})  # a chain can drive to one target twice
+        if lead_s and k == len(steps) - 1:
+            sub = sub.model_copy(update={"timeout_s": lead_s, **({"instruction": task} if task else {})})
         graph.add(sub, after=[previous] if previous else [])
         previous = sub.id
     factory = _factory("vla", world, Path(checkpoint), RUNTIME, perception)
+    started: dict[str, float] = {}  # subtask id -> world time its policy was made (the lead's own seconds)
+
+    def timed(subtask):
+        started.setdefault(subtask.id, world.time)
+        return factory(subtask)
+
     t0 = world.time
-    outcome, ex = run_graph(world, perception, factory, graph, obs, goal=task or "set-up", seed=seed)
+    outcome, ex = run_graph(world, perception, timed, graph, obs, goal=task or "set-up", seed=seed)
     obs = ex.ctx.obs
     state = world.privileged_state()
     order = graph.order()
     failed = None if outcome is not None and outcome.status == "succeeded" else (
         outcome.failed_subtask if outcome is not None and outcome.failed_subtask else order[-1].id)
     results: list[SkillResult] = []
-    for sub, (name, a) in zip(order, steps):
+    for k, (sub, (name, a)) in enumerate(zip(order, steps)):
+        lead = bool(lead_s) and k == len(steps) - 1
+        seconds = world.time - started[sub.id] if lead and sub.id in started else world.time - t0
         if sub.id == failed:
             reason = outcome.reasons[-1] if outcome is not None and outcome.reasons else "did not finish"
-            results.append(SkillResult(name, a, False, f"learned {name}: {reason}", 0, world.time - t0))
+            results.append(SkillResult(name, a, False, f"learned {name}: {reason}", 0, seconds, lead=lead))
             break
-        results.append(SkillResult(name, a, True, "", 0, 0.0))
+        results.append(SkillResult(name, a, True, "", 0, seconds if lead else 0.0, lead=lead))
     # The tree's verdict came from perception; the set-up must also hold in the simulator.
     if failed is None and not all(state.holds(p) for p in order[-1].success if p.name != "visible"):
         name, a = steps[-1]
         results[-1] = SkillResult(name, a, False, f"learned {name}: perception confirmed it but the ground truth "
-                                  "disagrees", 0, world.time - t0)
+                                  "disagrees", 0, results[-1].seconds or world.time - t0, lead=results[-1].lead)
     log.info("learned_setup.done", steps=[f"{n}({', '.join(a.values())})" for n, a in steps],
              ok=all(r.success for r in results), seconds=round(world.time - t0, 1))
     return obs, results
@@ -103,6 +120,8 @@ def step_success(episodes: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     counts: dict[str, list[int]] = {}
     for ep in episodes:
         for step in ep.get("setup") or ():
+            if step.get("lead"):  # the recorded skill's own start, stopped on purpose: not a set-up step
+                continue
             c = counts.setdefault(f"{ep['scenario']} {step['skill']}", [0, 0])
             c[0] += bool(step["success"])
             c[1] += 1

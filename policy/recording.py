@@ -67,6 +67,7 @@ class CollectConfig:
     offset_scale: float = 1.0  # ... by up to this share of `policy.episodes.OFFSET_RANGE`
     arm_offset_fraction: float = 0.0  # share of carrying drives and HELD_SKILLS episodes started with the hands moved
     learned_setup: str | None = None  # checkpoint that runs every episode's set-up (`policy.learned_setup`)
+    takeover_after: float = 0.0  # ... and starts each TAKEOVER_SKILLS skill for up to this many s before the expert
 
 
 @dataclass
@@ -85,6 +86,7 @@ class EpisodeJob:
     arm_offset: bool = False
     offset_scale: float = 1.0
     learned_setup: str | None = None
+    takeover_after: float = 0.0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> EpisodeJob:
@@ -92,7 +94,8 @@ class EpisodeJob:
         return cls(meta["episode_index"], meta["scenario"], meta["skill"], meta["skill_args"], meta["seed"],
                    meta["tasks"][0], meta.get("dart_noise", 0.0), meta.get("perturbed", False),
                    meta.get("from_start", False), meta.get("carrying"), meta.get("offset", False),
-                   meta.get("arm_offset", False), meta.get("offset_scale", 1.0), meta.get("learned_setup"))
+                   meta.get("arm_offset", False), meta.get("offset_scale", 1.0), meta.get("learned_setup"),
+                   meta.get("takeover_after", 0.0))
 
     def episode_config(self) -> EpisodeConfig:
         """How `policy.episodes` starts this episode (noise, perturbation, offsets, carrying)."""
@@ -100,7 +103,7 @@ class EpisodeJob:
 
         return EpisodeConfig(noise_std=self.noise, perturb=self.perturbed, from_start=self.from_start, carry=self.carry,
                              offset=self.offset, arm_offset=self.arm_offset, offset_scale=self.offset_scale,
-                             learned_setup=self.learned_setup)
+                             learned_setup=self.learned_setup, takeover_after=self.takeover_after)
 
 
 @dataclass
@@ -169,7 +172,7 @@ def plan_episodes(config: CollectConfig, first_index: int = 0) -> list[EpisodeJo
         arm_offset = ((carry is not None or skill in HELD_SKILLS) and config.arm_offset_fraction > 0
                       and bool(rng.random() < config.arm_offset_fraction))
         jobs.append(EpisodeJob(first_index + k, name, skill, args, seed, task, noise, perturbed, from_start, carry, offset,
-                               arm_offset, config.offset_scale, config.learned_setup))
+                               arm_offset, config.offset_scale, config.learned_setup, config.takeover_after))
     return jobs
 
 
@@ -225,8 +228,12 @@ def record_episode(job: EpisodeJob, root: str, image_size: tuple[int, int], fps:
     if learned:
         meta["learned_setup"] = job.learned_setup
         meta["recovery"] = out.recovery  # the expert redid the learned step that failed (the last in `setup`)
+        if job.takeover_after:
+            meta["takeover_after"] = job.takeover_after
+            meta["takeover"] = round(out.lead_s, 2)  # s the learned policy ran the skill before the expert took over
         setup = out.chain if out.setup_failed else out.chain[:-1]  # the learned steps (the last one failed, if any)
-        meta["setup"] = [{"skill": r.skill, "args": r.args, "success": r.success, "reason": r.reason} for r in setup]
+        meta["setup"] = [{"skill": r.skill, "args": r.args, "success": r.success, "reason": r.reason, **({"lead": True} if r.lead else {})}
+                         for r in setup]
     acted_on = _acted_on(out)
     if acted_on is not None:
         meta["target"] = acted_on  # world point, see policy.manipulation_target

@@ -28,6 +28,8 @@ from scenarios.schema import Scenario
 
 GRIP_WAIT = 0.6  # s with the gripper closed before lifting
 RELEASE_WAIT = 0.5  # s with the gripper open before retracting
+RESUME_XY = 0.04  # m: a held object this close (horizontally) over its spot is lowered from where it is ...
+RESUME_ABOVE = 0.08  # m: ... when no higher than this above the descent's start
 STAGING = 0.35  # m out from an approach pose, where the planned path ends
 CARRY_TOP_PITCH = 1.15  # rad: a top-grasped object is carried with the hand this far from horizontal
 BALL_CARRY_PITCH = -0.25  # rad: negative tips the fingers up
@@ -586,6 +588,28 @@ class Release(Skill):
         sgn = 1.0 if self.side == "left" else -1.0
         return 0.34 <= p[0] <= 0.64 and abs(p[1] - sgn * 0.2) <= 0.14
 
+    def _over(self, ctx: Context) -> np.ndarray:
+        """Where the hand goes before the last descent (base frame): the object's bottom
+        `clearance` above the spot."""
+        obj = ctx.scenario.object_by_id()[self.obj]
+        clearance = 0.10 if self.mode == "bin" else 0.035
+        return to_base(ctx.base, self.spot) + [0, 0, obj.height / 2 + clearance] - self.offset
+
+    def _resume_phase(self, ctx: Context) -> str:
+        """The phase to start in. From the carrying posture that is the raise; a hand already
+        over the spot (a learned attempt stopped part-way: DAgger inside the skill) goes on from
+        there, so the correction recorded is the step the attempt missed, not a fresh start:
+        let go of an object that already rests on the target, lower one close above it."""
+        truth = ctx.state.objects[self.obj]
+        if self.mode != "bin" and (truth.rests_on == self.target or self.target in truth.contacts):
+            return "release"
+        self.offset = to_base(ctx.base, truth.pos) - ctx.ee[self.side][0]
+        over = self._over(ctx)
+        hand = ctx.ee[self.side][0]
+        if np.linalg.norm(hand[:2] - over[:2]) > RESUME_XY or hand[2] > over[2] + RESUME_ABOVE:
+            return "raise"
+        return "lower" if self.mode != "bin" and hand[2] <= over[2] else "descend"
+
     def _tick(self, ctx: Context) -> None:
         cmd = ctx.cmd
         st = ctx.state
@@ -609,7 +633,7 @@ class Release(Skill):
                 self.align = PathFollower([np.array(ctx.base[:2]), pose.xy], pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
                 self.go("align")
             else:
-                self.go("raise")
+                self.go(self._resume_phase(ctx))
         s = self.side
         if self.spot is not None:
             cmd.look_at(ctx.base, self.spot)
@@ -632,8 +656,7 @@ class Release(Skill):
             site = ctx.ee[s][0]
             self.offset = to_base(ctx.base, truth.pos) - site
         spot_b = to_base(ctx.base, self.spot)
-        clearance = 0.10 if self.mode == "bin" else 0.035
-        over = spot_b + [0, 0, obj.height / 2 + clearance] - self.offset
+        over = self._over(ctx)
         rot = cmd.rot[s]
         if self.phase == "raise":
             up = cmd.pos[s].copy()

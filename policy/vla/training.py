@@ -99,7 +99,7 @@ def sample_skills(dataset: Dataset) -> list[str] | None:
     return None
 
 
-EPISODE_FLAGS = ("offset", "carrying", "arm_offset", "from_start", "perturbed", "learned_setup", "recovery")  # episode metadata that `episode_weights` can name
+EPISODE_FLAGS = ("offset", "carrying", "arm_offset", "from_start", "perturbed", "learned_setup", "recovery", "takeover")  # episode metadata that `episode_weights` can name
 
 
 def skill_sampler(train_set: Subset, weights: Mapping[str, float], seed: int,
