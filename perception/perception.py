@@ -148,7 +148,7 @@ class Perception:
         detections = detect_objects(points, labels, candidates, self.static, self._by_colour, cam.pos, stride=st)
         lap("objects")
         matches = self.tracker.associate(detections, cam.pos, frames)
-        self.tracker.update(matches, cam.pos, frames, self.K, cam, depth_full, now)
+        self.tracker.update(matches, cam.pos, frames, self.K, cam, depth_full, now, self.static)
         lap("tracking")
         belief = self._belief(frames, now)
         lap("belief")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scenarios.catalog import FURNITURE
-from scenarios.schema import FLOOR_ID, Scenario
+from scenarios.schema import BIN_WALL, FLOOR_ID, Scenario
 
 RASTER_RES = 0.02  # m per cell of the occupancy raster
 RASTER_LAYERS = 4  # z-intervals kept per cell
@@ -185,6 +185,30 @@ class StaticMap:
                 return cid
         return None
 
+    def walls_hide(self, points: np.ndarray, eye: np.ndarray) -> np.ndarray:
+        """Which points (N, 3) a container's walls hide from an eye at `eye`.
+
+        A point inside a container and below its rim is seen only along a line that leaves
+        through the opening: where that line crosses the rim's plane must lie inside the walls
+        (`BIN_WALL` thick); any other line passes through a wall. Points outside every
+        container are not the walls' to hide (the depth image tells what else is nearer)."""
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        hidden = np.zeros(len(pts), dtype=bool)
+        for centre, yaw, half, height in self.containers.values():
+            lx, ly = _local_xy(pts, centre, yaw)
+            inside = (np.abs(lx) < half[0]) & (np.abs(ly) < half[1]) & (pts[:, 2] < height)
+            if not inside.any():
+                continue
+            if eye[2] <= height:  # from below the rim every line to the inside meets a wall
+                hidden |= inside
+                continue
+            s = (height - pts[:, 2]) / (eye[2] - pts[:, 2])
+            rim = pts + s[:, None] * (np.asarray(eye, dtype=float) - pts)  # where each line of sight crosses the rim's plane
+            rx, ry = _local_xy(rim, centre, yaw)
+            through_opening = (np.abs(rx) < half[0] - BIN_WALL) & (np.abs(ry) < half[1] - BIN_WALL)
+            hidden |= inside & ~through_opening
+        return hidden
+
     def distance_to_furniture(self, xy: np.ndarray, fid: str) -> float:
         """Planar distance from a point to a furniture footprint (0 inside), as ground truth measures 'near'."""
         centre, yaw, dims = self.furniture[fid]
@@ -223,6 +247,13 @@ class StaticMap:
                     planes.append(Plane(n, float(n @ centre), centre, np.stack([b.rot[:, a] for a in others]),
                                         np.array([b.half[a] for a in others])))
         return planes
+
+
+def _local_xy(points: np.ndarray, centre: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of points (N, 2+) in the frame of a footprint centred at `centre`, turned by `yaw`."""
+    dx, dy = points[:, 0] - centre[0], points[:, 1] - centre[1]
+    c, s = math.cos(yaw), math.sin(yaw)
+    return c * dx + s * dy, -s * dx + c * dy
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -6,6 +6,9 @@ last estimate, and its confidence decays slowly while the place is out of view o
 behind something nearer, but fast when the camera looks straight at where it should be and
 sees something else there (it was moved) — as fast as the object would be plain to see
 there: a far object a few pixels across that goes undetected is weak evidence it has gone.
+An object in a bin is seen only through the bin's opening: while the walls hide any of it,
+not seeing it is no evidence (what shows above a wall may be a can's lid or a cup's rim,
+not the colour the detector looks for), so it stays in the bin until seen elsewhere.
 A track near a gripper that closes on something is attached to that hand and follows the
 grasp site until the gripper opens or closes empty (a slip); then it falls from the hand.
 """
@@ -20,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 
 from perception.detection import Detection, position_for, rough_position
 from perception.geometry import bounds, project
+from perception.static_map import StaticMap
 from scenarios.catalog import CATEGORIES
 from scenarios.kinematics import Pose, RobotFrames
 
@@ -39,6 +43,7 @@ HAND_RADIUS = 0.1  # m: an object this close (xy) to a person's palm, at palm he
 FINGER_REACH = 0.04  # m: a grasp site this far outside an object's extent may still have a finger pad on it
 SUPPORT_GAP = 0.025  # m: an object whose bottom is within this of the surface under it rests on it
 PARTIAL_VIEW = 0.6  # a detection under this share of the pixels the whole object would cover is a partial view
+EXTENT_POINTS = 8  # points round each of the top and bottom circles of an object's extent, for what walls hide
 
 
 def rests_on_palm(category: str, position: np.ndarray, hand: np.ndarray, slack_above: float = 0.06) -> bool:
@@ -128,6 +133,19 @@ def clear_of_support(category: str, position: np.ndarray, static) -> bool:
     """Whether an object centred at `position` is off the surface under it (its bottom at least
     SUPPORT_GAP above it): ground truth's `holding` needs the object gripped *and* resting on nothing."""
     return gap_to_support(category, position, static)[0] >= SUPPORT_GAP
+
+
+def extent_points(category: str, position: np.ndarray) -> np.ndarray:
+    """Points (2 * EXTENT_POINTS, 3) round the top and bottom circles of an upright cylinder
+    that bounds an object centred at `position` standing or lying on its side (as high as the
+    object stands, as wide as it reaches either way): when walls hide none of these, they
+    hide none of the object."""
+    cat = CATEGORIES[category]
+    radius = max(cat.footprint_radius(), cat.height() / 2)
+    angles = np.linspace(0.0, 2.0 * math.pi, EXTENT_POINTS, endpoint=False)
+    ring = radius * np.column_stack([np.cos(angles), np.sin(angles), np.zeros(EXTENT_POINTS)])
+    half = np.array([0.0, 0.0, cat.height() / 2])
+    return np.concatenate([position + ring - half, position + ring + half])
 
 
 def _project(K: np.ndarray, cam: Pose, position: np.ndarray) -> tuple[float, float, float]:
@@ -261,8 +279,9 @@ class Tracker:
         return out
 
     def update(self, matches: dict[str, Detection], camera_pos: np.ndarray, frames: RobotFrames,
-               K: np.ndarray, cam: Pose, depth: np.ndarray, time: float) -> None:
-        """Fold this frame's matches into the tracks and judge the unmatched ones."""
+               K: np.ndarray, cam: Pose, depth: np.ndarray, time: float, static: StaticMap | None = None) -> None:
+        """Fold this frame's matches into the tracks and judge the unmatched ones (against the
+        static map's bins, when given: see `_expected_pixels`)."""
         h, w = depth.shape
         for oid, t in self.tracks.items():
             d = matches.get(oid)
@@ -289,7 +308,7 @@ class Tracker:
             t.visible = False
             if not t.known:
                 continue
-            expected = self._expected_pixels(t, K, cam, depth, h, w) if t.held_side is None else 0.0
+            expected = self._expected_pixels(t, K, cam, depth, h, w, static) if t.held_side is None else 0.0
             if expected > 0.0:
                 t.misses += 1
                 t.confidence *= MISSING_FACTOR if expected >= PLAIN_VIEW_PIXELS else FAINT_MISSING_FACTOR
@@ -309,14 +328,17 @@ class Tracker:
         return d.n_pixels * d.stride**2 < PARTIAL_VIEW * _pixels_covered(t.category, z, K)
 
     @staticmethod
-    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int) -> float:
-        """Pixels the track's object would cover in this frame; 0 when out of view or hidden
-        behind something nearer."""
+    def _expected_pixels(t: ObjectTrack, K: np.ndarray, cam: Pose, depth: np.ndarray, h: int, w: int,
+                         static: StaticMap | None = None) -> float:
+        """Pixels the track's object would cover in this frame; 0 when out of view, hidden
+        behind something nearer, or in a bin with any of it behind the bin's walls."""
         u, v, z = _project(K, cam, t.position)
         if z <= 0.1 or not (8 <= u < w - 8 and 8 <= v < h - 8):
             return 0.0
         if float(np.median(depth[int(v) - 2 : int(v) + 3, int(u) - 2 : int(u) + 3])) <= z - 0.06:
             return 0.0  # something nearer hides it
+        if static is not None and static.walls_hide(extent_points(t.category, t.position), cam.pos).any():
+            return 0.0  # partly behind a bin's wall: what shows above it may be a lid or a rim, not its colour
         return _pixels_covered(t.category, z, K)
 
     def _grasps(self, frames: RobotFrames) -> None:
