@@ -98,7 +98,7 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
     results: list[SkillResult] = []
     for k, (sub, (name, a)) in enumerate(zip(order, steps)):
         lead = bool(lead_s) and k == len(steps) - 1
-        seconds = world.time - started[sub.id] if lead and sub.id in started else world.time - t0
+        seconds = world.time - started.get(sub.id, world.time) if lead else world.time - t0  # a lead never started ran 0 s
         if sub.id == failed:
             reason = outcome.reasons[-1] if outcome is not None and outcome.reasons else "did not finish"
             results.append(SkillResult(name, a, False, f"learned {name}: {reason}", 0, seconds, lead=lead))
