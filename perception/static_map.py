@@ -47,8 +47,7 @@ class Surface:
 
     def contains(self, xy: np.ndarray, margin: float = 0.0) -> bool:
         d = np.asarray(xy[:2]) - self.centre
-        c, s = math.cos(self.yaw), math.sin(self.yaw)
-        lx, ly = c * d[0] + s * d[1], -s * d[0] + c * d[1]
+        lx, ly = turned(d[0], d[1], self.yaw)
         return abs(lx) <= self.half[0] + margin and abs(ly) <= self.half[1] + margin
 
 
@@ -179,8 +178,7 @@ class StaticMap:
         """The bin whose inside holds the point, as ground truth defines 'in'."""
         for cid, (centre, yaw, half, height) in self.containers.items():
             d = np.asarray(xyz[:2]) - centre
-            c, s = math.cos(yaw), math.sin(yaw)
-            lx, ly = c * d[0] + s * d[1], -s * d[0] + c * d[1]
+            lx, ly = turned(d[0], d[1], yaw)
             if abs(lx) < half[0] + tolerance and abs(ly) < half[1] + tolerance and -tolerance < xyz[2] < height + 0.02 + tolerance:
                 return cid
         return None
@@ -195,7 +193,7 @@ class StaticMap:
         pts = np.atleast_2d(np.asarray(points, dtype=float))
         hidden = np.zeros(len(pts), dtype=bool)
         for centre, yaw, half, height in self.containers.values():
-            lx, ly = _local_xy(pts, centre, yaw)
+            lx, ly = turned(pts[:, 0] - centre[0], pts[:, 1] - centre[1], yaw)
             inside = (np.abs(lx) < half[0]) & (np.abs(ly) < half[1]) & (pts[:, 2] < height)
             if not inside.any():
                 continue
@@ -204,7 +202,7 @@ class StaticMap:
                 continue
             s = (height - pts[:, 2]) / (eye[2] - pts[:, 2])
             rim = pts + s[:, None] * (np.asarray(eye, dtype=float) - pts)  # where each line of sight crosses the rim's plane
-            rx, ry = _local_xy(rim, centre, yaw)
+            rx, ry = turned(rim[:, 0] - centre[0], rim[:, 1] - centre[1], yaw)
             through_opening = (np.abs(rx) < half[0] - BIN_WALL) & (np.abs(ry) < half[1] - BIN_WALL)
             hidden |= inside & ~through_opening
         return hidden
@@ -213,8 +211,7 @@ class StaticMap:
         """Planar distance from a point to a furniture footprint (0 inside), as ground truth measures 'near'."""
         centre, yaw, dims = self.furniture[fid]
         d = np.asarray(xy[:2]) - centre
-        c, s = math.cos(yaw), math.sin(yaw)
-        lx, ly = c * d[0] + s * d[1], -s * d[0] + c * d[1]
+        lx, ly = turned(d[0], d[1], yaw)
         return math.hypot(max(abs(lx) - dims[0] / 2, 0.0), max(abs(ly) - dims[1] / 2, 0.0))
 
     # -- registration planes ----------------------------------------------------------------
@@ -249,9 +246,9 @@ class StaticMap:
         return planes
 
 
-def _local_xy(points: np.ndarray, centre: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates of points (N, 2+) in the frame of a footprint centred at `centre`, turned by `yaw`."""
-    dx, dy = points[:, 0] - centre[0], points[:, 1] - centre[1]
+def turned(dx, dy, yaw: float):
+    """An offset from a footprint's centre (scalars or arrays) in the footprint's own frame,
+    which is turned by `yaw`: one rotation for every footprint test."""
     c, s = math.cos(yaw), math.sin(yaw)
     return c * dx + s * dy, -s * dx + c * dy
 

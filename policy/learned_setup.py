@@ -77,10 +77,11 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
         # One attempt: the state a failed attempt leaves is where a whole run's retry starts, and
         # where `policy.episodes.run_episode` records the expert redoing the step.
         sub = sub.model_copy(update={"id": f"{k}_{sub.id}", "retries": 0})  # a chain can drive to one target twice
-        if lead_s and k == len(steps) - 1:
+        if lead_s and k == len(steps) - 1:  # the recorded skill's own start
             sub = sub.model_copy(update={"timeout_s": lead_s, **({"instruction": task} if task else {})})
         graph.add(sub, after=[previous] if previous else [])
         previous = sub.id
+    lead_id = previous if lead_s else None
     factory = _factory("vla", world, Path(checkpoint), RUNTIME, perception)
     started: dict[str, float] = {}  # subtask id -> world time its policy was made (the lead's own seconds)
 
@@ -96,8 +97,8 @@ def run_learned_setup(world: SimWorld, obs: dict[str, Any], steps: list[tuple[st
     failed = None if outcome is not None and outcome.status == "succeeded" else (
         outcome.failed_subtask if outcome is not None and outcome.failed_subtask else order[-1].id)
     results: list[SkillResult] = []
-    for k, (sub, (name, a)) in enumerate(zip(order, steps)):
-        lead = bool(lead_s) and k == len(steps) - 1
+    for sub, (name, a) in zip(order, steps):
+        lead = sub.id == lead_id
         seconds = world.time - started.get(sub.id, world.time) if lead else world.time - t0  # a lead never started ran 0 s
         if sub.id == failed:
             reason = outcome.reasons[-1] if outcome is not None and outcome.reasons else "did not finish"
