@@ -278,6 +278,10 @@ def eval_command(
     workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 2,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json, eval.md, eval.png, traces and "
                                       "episodes.jsonl (one line per run as it finishes).")] = Path("out/eval"),
+    posture_reset: Annotated[bool, typer.Option("--posture-reset/--no-posture-reset",
+                                                help="After a failed attempt, start the next one from the reset posture "
+                                                     "(empty hands home, held object to carry, head on the target); "
+                                                     "--no-posture-reset measures without it.")] = True,
 ) -> None:
     """Success table per scenario and example goal over seeds, with a per-skill failure breakdown.
 
@@ -299,7 +303,7 @@ def eval_command(
     for name in scenarios:
         _load(name)
     try:
-        episodes = episodes_for(scenarios, goals, seeds, policy, first_seed)
+        episodes = episodes_for(scenarios, goals, seeds, policy, first_seed, posture_reset=posture_reset)
     except ValueError as exc:
         _fail(str(exc))
     with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(),
@@ -317,7 +321,7 @@ def eval_command(
         results = evaluate(episodes, workers=workers, trace_dir=out / "traces", progress=tick, log=out / "episodes.jsonl")
     rows = summarise(results)
     paths = write_reports(results, rows, out, policy)
-    table = Table(title=f"Evaluation, {policy} policy, {seeds} seeds per goal")
+    table = Table(title=f"Evaluation, {policy} policy, {seeds} seeds per goal" + ("" if posture_reset else ", no posture reset"))
     for col in ("scenario", "goal", "success", "ground truth", "false successes", "failures by skill", "top reason"):
         table.add_column(col)
     for row in rows:

@@ -28,6 +28,7 @@ class Episode:
     success: tuple[str, ...]  # ground-truth success predicates from the scenario file
     seed: int
     policy: str
+    posture_reset: bool = True  # BehaviorConfig.posture_reset: the reset reflex before an attempt that follows a failure
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Row:
         return self.agent_successes / self.episodes if self.episodes else 0.0
 
 
-def episodes_for(scenarios: list[str], goals: list[str] | None, seeds: int, policy: str, first_seed: int = 0) -> list[Episode]:
+def episodes_for(scenarios: list[str], goals: list[str] | None, seeds: int, policy: str, first_seed: int = 0,
+                 posture_reset: bool = True) -> list[Episode]:
     """Every (scenario, example goal, seed): the goal texts and success predicates come from the files."""
     from scenarios.loading import load_scenario
 
@@ -77,7 +79,8 @@ def episodes_for(scenarios: list[str], goals: list[str] | None, seeds: int, poli
             known = ", ".join(f'"{g.text}"' for g in sc.goals)
             raise ValueError(f"none of the goals {goals} is an example goal of {sc.name} (its goals: {known})")
         for g in chosen:
-            out += [Episode(sc.name, g.text, tuple(str(p) for p in g.success), first_seed + k, policy) for k in range(seeds)]
+            out += [Episode(sc.name, g.text, tuple(str(p) for p in g.success), first_seed + k, policy, posture_reset)
+                    for k in range(seeds)]
     return out
 
 
@@ -97,7 +100,10 @@ def run_episode(ep: Episode, trace_dir: str | None = None) -> EpisodeResult:
     started = time.perf_counter()
     trace = Path(trace_dir) / f"{ep.scenario}-{ep.goal.replace(' ', '_')[:40]}-{ep.seed}.jsonl" if trace_dir else None
     try:
-        ex = build_session(ep.goal, ep.scenario, seed=ep.seed, policy=ep.policy, trace=trace)
+        from behaviors.context import BehaviorConfig
+
+        ex = build_session(ep.goal, ep.scenario, seed=ep.seed, policy=ep.policy, trace=trace,
+                           config=BehaviorConfig(posture_reset=ep.posture_reset))
     except Exception as exc:  # a plan that cannot be made counts as a failure with its reason
         return EpisodeResult(ep.scenario, ep.goal, ep.seed, ep.policy, False, False, reason=f"planning: {exc}",
                              failed_skill="plan", wall_seconds=time.perf_counter() - started)

@@ -74,6 +74,18 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
     return with_goals(make, model.config.env_state_dim, world.scenario, perception)
 
 
+def posture_factory(world: Any, perception: Any) -> Any:
+    """subtask -> the reset reflex the tree runs before an attempt that follows a failure
+    (`policy.posture`), from perception's latest belief and the world's action layout."""
+    from policy.posture import PostureReset
+
+    layout = world.controller.layout
+    if "left.pos" not in layout.slices:  # a joint-space world: the reflex drives end-effector targets
+        return None
+    return lambda subtask: PostureReset(layout.slices, layout.dim, world.control_period, world.hold_action,
+                                        lambda: perception.belief, world.scenario, subtask.skill, list(subtask.args))
+
+
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,
                   config: Any = None, world_config: Any = None, answers: dict[str, str] | None = None) -> Any:
     """A started Executor for `goal` in `scenario` (see module docstring).
@@ -104,6 +116,6 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
         raise
     replanner = PlannerReplanner(sc, previous=result, approach_first=approach_first)
     ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=replanner, config=config,
-                  trace=trace, seed=seed, scenario=sc.name)
+                  trace=trace, seed=seed, scenario=sc.name, posture_factory=posture_factory(world, perception))
     ex.start(obs)
     return ex

@@ -87,9 +87,9 @@ class TreeBenchmark(BaseModel):
 
 
 def synthetic_graph(nodes: int = 30) -> TaskGraph:
-    """A chain of subtasks whose tree has `nodes` nodes (2 + 7 per unit + 1 per precondition)."""
+    """A chain of subtasks whose tree has `nodes` nodes (2 + 8 per unit + 1 per precondition)."""
     g = TaskGraph(goal="benchmark")
-    n_units, extra = divmod(max(nodes - 2, 7), 7)
+    n_units, extra = divmod(max(nodes - 2, 8), 8)
     prev: list[str] = []
     for i in range(1, n_units + 1):
         pre = ("visible(cup)",) * (extra if i == 1 else 0)

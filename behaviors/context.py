@@ -52,6 +52,10 @@ class BehaviorConfig(BaseModel):
     stall_confidence_tol: float = Field(0.05, gt=0.0, description="success-confidence change that counts as progress")
     chunk_actions: int = Field(0, ge=0, description="0: select_action every tick (the policy manages its chunk queue); "
                                                        "N: execute the first N actions of each predicted chunk")
+    posture_reset: bool = Field(True, description="after a failed attempt, the next attempt (of any subtask) starts with the "
+                                                   "reset reflex: empty hands open and go home, a held object to the carry "
+                                                   "posture, the head to what the subtask acts on (see policy.posture)")
+    posture_reset_max_s: float = Field(5.0, gt=0.0, description="the reflex ends after this long wherever the arms are")
     max_replans: int = Field(2, ge=0, description="repairs the planner may make before the goal is declared failed")
     max_seconds: float = Field(600.0, gt=0.0, description="the whole run's budget")
     action_summary_every: int = Field(20, ge=1, description="ticks between action summaries in the trace")
@@ -68,6 +72,10 @@ class RunContext:
     obs_version: int = 0
     stepped: bool = False
     actions: list[np.ndarray] = field(default_factory=list)
+    posture_factory: PolicyFactory | None = None
+    """subtask -> the reset reflex run before an attempt that follows a failure (see
+    `behaviors.leaves.PostureLeaf`); None: attempts start wherever the last one left the robot."""
+    needs_posture_reset: bool = False
 
     def clock(self) -> float:
         return float(self.world.time)

@@ -64,7 +64,7 @@ class Executor:
     def __init__(self, world: WorldLike, perception: PerceptionLike, policy_factory: PolicyFactory, graph: TaskGraph, *,
                  goal: str, replanner: Replanner | None = None, config: BehaviorConfig | None = None,
                  trace: TraceWriter | Path | str | None = None, seed: int | None = None, scenario: str | None = None,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, posture_factory: PolicyFactory | None = None) -> None:
         self.world = world
         self.perception = perception
         self.goal = goal
@@ -74,7 +74,7 @@ class Executor:
         self.run_id = run_id or _time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.trace = TraceWriter(trace) if isinstance(trace, (str, Path)) else trace
         self.namespace = bbk.new_namespace()
-        self.ctx = RunContext(world, policy_factory, self.namespace, self.config, emit=self._emit)
+        self.ctx = RunContext(world, policy_factory, self.namespace, self.config, emit=self._emit, posture_factory=posture_factory)
         self.bb = bbk.initialise(self.namespace)
         self.graph = graph
         self.tree: BehaviourTree | None = None

@@ -289,6 +289,53 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
+class PostureLeaf(py_trees.behaviour.Behaviour):
+    """The reset reflex before an attempt that follows a failed one (`RunContext.posture_factory`,
+    see `policy.posture`): one action per tick until the reflex says `done`, then SUCCESS. Every
+    other attempt passes straight through (SUCCESS in the same tick), so a run without failures
+    moves exactly as before. A learned skill restarted where its failure left the robot (arm out,
+    head away from the object) replays the failure, or fails its `visible` precondition at once."""
+
+    def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
+        super().__init__(name=f"{subtask.id} reset posture")
+        self.subtask = subtask
+        self.ctx = ctx
+        self.policy = None
+        self.steps = 0
+        self._started = 0.0
+
+    def initialise(self) -> None:
+        self.policy = None
+        self.steps = 0
+        self._started = self.ctx.clock()
+        if self.ctx.needs_posture_reset and self.ctx.config.posture_reset and self.ctx.posture_factory is not None:
+            self.policy = self.ctx.posture_factory(self.subtask)
+            self.policy.reset()
+            self.ctx.emit("posture_reset_started", subtask=self.subtask.id, skill=self.subtask.skill)
+        self.ctx.needs_posture_reset = False
+
+    def update(self) -> Status:
+        if self.policy is None:
+            self.feedback_message = "no reset needed"
+            return Status.SUCCESS
+        now = self.ctx.clock()
+        if getattr(self.policy, "done", False) or now - self._started >= self.ctx.config.posture_reset_max_s - 1e-9:
+            self.feedback_message = f"reset in {now - self._started:.2f} s"
+            self.ctx.emit("posture_reset_finished", subtask=self.subtask.id, seconds=round(now - self._started, 3), steps=self.steps,
+                          complete=bool(getattr(self.policy, "done", False)))
+            self.policy = None
+            return Status.SUCCESS
+        self.ctx.step(np.asarray(self.policy.select_action(dict(self.ctx.obs or {}))))
+        self.steps += 1
+        self.feedback_message = f"resetting posture, step {self.steps}"
+        return Status.RUNNING
+
+    def terminate(self, new_status: Status) -> None:
+        if new_status == Status.INVALID and self.policy is not None:  # preempted (already done, a timeout): try again next time
+            self.ctx.needs_posture_reset = True
+            self.policy = None
+
+
 class KeepsHold(py_trees.decorators.EternalGuard):
     """py_trees' EternalGuard over a skill that needs an object in hand (a `holding(...)`
     precondition: handover, place, place_in): the attempt fails once the object has been

@@ -7,6 +7,7 @@ Each subtask becomes a postcondition–precondition–action unit:
        └─ Selector (no memory: re-checks "already done?" every tick and preempts the action)
           ├─ done?  success predicates already believed true (left out for an `always_run` drive)
           └─ Sequence (memory)
+             ├─ reset posture: only after a failed attempt (of this or an earlier subtask)
              ├─ pre: one condition per precondition
              ├─ skill leaf (the policy, closed loop), under KeepsHold (an EternalGuard) when
              │  the skill needs an object in hand: dropping it fails the attempt
@@ -28,7 +29,7 @@ from py_trees.common import Status
 from behaviors import blackboard as bbk
 from behaviors.clock import WorldTimeout
 from behaviors.context import RunContext
-from behaviors.leaves import PredicateCondition, guarded_skill
+from behaviors.leaves import PostureLeaf, PredicateCondition, guarded_skill
 from planner.taskgraph import Subtask, TaskGraph
 
 
@@ -53,6 +54,7 @@ class SubtaskRetry(py_trees.decorators.Retry):
     def update(self) -> Status:
         status = super().update()
         if self.decorated.status == Status.FAILURE:
+            self.ctx.needs_posture_reset = True  # whatever runs next starts from a known posture
             reason = self._last_reason()
             self.reasons.append(reason)
             if status == Status.RUNNING:
@@ -80,7 +82,7 @@ def subtask_unit(subtask: Subtask, ctx: RunContext) -> SubtaskRetry:
     pre = [PredicateCondition(f"{sid} pre {p}", [p], ctx, sid, wait_s=ctx.config.precondition_wait_s) for p in subtask.preconditions]
     run = py_trees.composites.Sequence(
         name=f"{sid} run", memory=True,
-        children=[*pre, skill, PredicateCondition(f"{sid} confirm", subtask.success, ctx, sid)],
+        children=[PostureLeaf(subtask, ctx), *pre, skill, PredicateCondition(f"{sid} confirm", subtask.success, ctx, sid)],
     )
     done = PredicateCondition(f"{sid} done? " + ", ".join(str(p) for p in subtask.success), subtask.success, ctx, sid, record=False)
     # a drive planned for a learned skill runs even when near(...) already holds: it ends where the policy stops

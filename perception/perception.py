@@ -147,7 +147,7 @@ class Perception:
         candidates = fg & ~person_mask & (labels >= 0) & (labels != CLASS_INDEX["skin"])
         detections = detect_objects(points, labels, candidates, self.static, self._by_colour, cam.pos, stride=st)
         lap("objects")
-        matches = self.tracker.associate(detections, cam.pos, frames)
+        matches = self.tracker.associate(detections, cam.pos, frames, view=(self.K, cam))
         self.tracker.update(matches, cam.pos, frames, self.K, cam, depth_full, now, self.static)
         lap("tracking")
         belief = self._belief(frames, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import py_trees
 import pytest
 
@@ -112,3 +113,66 @@ def test_planner_adapter_repairs_through_planner_replan():
     assert "holding(red_cup)" in " ".join(graph.attrs.get("history", []))
     with pytest.raises(ReplanRefused):
         rp("serve a drink to the person", belief, graph, graph[graph.order()[0].id].model_copy(update={"id": "zz"}), ["x"])
+
+
+class FakeReset:
+    """A reset reflex that takes `steps` actions (world action index -2: nothing moves) and then says done."""
+
+    def __init__(self, subtask, steps: int, log: list[str]) -> None:
+        self.sid, self.steps, self.log = subtask.id, steps, log
+        self.n, self.done = 0, False
+
+    def reset(self) -> None:
+        self.n, self.done = 0, False
+
+    def select_action(self, obs):
+        self.n += 1
+        self.done = self.n >= self.steps
+        self.log.append(self.sid)
+        return np.array([-2.0, 0.0])
+
+    def predict_action_chunk(self, obs):
+        return self.select_action(obs)[None]
+
+
+def run_with_reset(scripts: dict[str, Script], steps: int = 3, **config) -> tuple[Executor, object, list[str], FakeWorld]:
+    world = FakeWorld(scripts, ORDER)
+    log: list[str] = []
+    ex = Executor(world, FakePerception(), FakeFactory(world), graph("pick", "hand"), goal="serve",
+                  config=BehaviorConfig(**config), posture_factory=lambda s: FakeReset(s, steps, log))
+    ex.start()
+    out = ex.run(max_ticks=2000)
+    ex.close()
+    return ex, out, log, world
+
+
+def test_the_attempt_after_a_failed_one_starts_with_the_posture_reset():
+    scripts = {**SCRIPTS, "hand": Script(0.3, effects=("visible(hand)",), give_up_attempts=1)}
+    ex, out, log, world = run_with_reset(scripts)
+    assert out.status == "succeeded"
+    assert log == ["hand"] * 3  # once, before the retry; no first attempt is reset
+    kinds = [int(a[0]) for a in world.actions]
+    first_reset = kinds.index(-2)
+    assert 0 in kinds[:first_reset] and kinds[first_reset:first_reset + 3] == [-2, -2, -2]
+    assert 1 in kinds[first_reset + 3:]  # then the retry acts
+    events = [e for e in ex.events if e["event"].startswith("posture_reset")]
+    assert [e["event"] for e in events] == ["posture_reset_started", "posture_reset_finished"]
+    assert events[1]["subtask"] == "hand" and events[1]["complete"] is True
+    retry = next(e for e in ex.events if e["event"] == "subtask_retry")
+    assert retry["time"] <= events[0]["time"]
+
+
+def test_no_reset_without_a_failure_or_when_switched_off():
+    _, out, log, _ = run_with_reset(SCRIPTS | {"hand": Script(0.3, effects=("visible(hand)",))})
+    assert out.status == "succeeded" and log == []
+    scripts = {**SCRIPTS, "hand": Script(0.3, effects=("visible(hand)",), give_up_attempts=1)}
+    ex, out, log, world = run_with_reset(scripts, posture_reset=False)
+    assert out.status == "succeeded" and log == [] and -2 not in [int(a[0]) for a in world.actions]
+
+
+def test_a_reset_that_never_finishes_ends_after_its_time_limit():
+    scripts = {**SCRIPTS, "hand": Script(0.3, effects=("visible(hand)",), give_up_attempts=1)}
+    ex, out, log, _ = run_with_reset(scripts, steps=10_000, posture_reset_max_s=0.5)
+    assert out.status == "succeeded" and len(log) == 10
+    finished = next(e for e in ex.events if e["event"] == "posture_reset_finished")
+    assert finished["complete"] is False and finished["seconds"] == pytest.approx(0.5)

@@ -109,7 +109,7 @@ def test_snapshot_round_trip_uses_py_trees_display(trace):
 
 def test_bench_tree_command_and_size():
     g = synthetic_graph(30)
-    assert len(g) == 4
+    assert len(g) == 3
     result = CliRunner().invoke(app(), ["bench", "tree", "--ticks", "200"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "nodes in the tree" in result.output and "30" in result.output

@@ -45,7 +45,7 @@ def test_unit_is_retry_over_world_timeout_over_ppa_selector():
     done, run = ppa.children
     assert "done?" in done.name
     assert isinstance(run, py_trees.composites.Sequence) and run.memory
-    assert [c.name for c in run.children] == ["t1 pre visible(thing)", "t1 t(thing)", "t1 confirm"]
+    assert [c.name for c in run.children] == ["t1 reset posture", "t1 pre visible(thing)", "t1 t(thing)", "t1 confirm"]
     ex.close()
 
 
@@ -396,8 +396,8 @@ def test_a_skill_that_drops_what_it_needs_in_hand_fails_at_once_not_at_its_timeo
                               lost_object_s=1.0)
     unit = ex.root.children[0].children[0]
     run = unit.decorated.decorated.children[1]
-    assert [c.name for c in run.children] == ["t1 pre holding(cup)", "t1 keeps holding(cup)", "t1 confirm"]
-    assert isinstance(run.children[1], py_trees.decorators.EternalGuard)
+    assert [c.name for c in run.children] == ["t1 reset posture", "t1 pre holding(cup)", "t1 keeps holding(cup)", "t1 confirm"]
+    assert isinstance(run.children[2], py_trees.decorators.EternalGuard)
     out = ex.run()
     assert out.status == "failed" and out.failed_subtask == "t1"
     assert "lost holding(cup)" in out.reasons[0] and "visible(t1) not believed" in out.reasons[0]

@@ -1,0 +1,153 @@
+"""The reset reflex between attempts: back to the posture learned skills start from.
+
+A learned skill that fails leaves the robot where no demonstration starts: a hand reached out
+and closed on nothing, a held cup hovering over a palm, the head turned away from the object.
+A retry from there replays the failure, or fails at once because the object is out of view and
+`visible(obj)` is no longer believed (session 18: after a failed learned pick, every retry in
+16 measured serves failed its `visible` precondition within a second, and so did the pick after
+each repaired plan's drive). Before the next attempt after a failure the behaviour tree runs
+this reflex, as a real robot's "go home" between tries:
+
+- the base stands still;
+- an empty hand opens, rises clear of what it reached for, then goes to the driving posture
+  (`DRIVE_POS`), the posture every learned skill's demonstrations begin in;
+- a hand believed to hold an object closes on it and goes to the carry posture (`CARRY_POS`);
+- the head turns to what the next subtask acts on, as the robot believes it.
+
+It reads the belief and its own commanded targets only, never the simulator's ground truth,
+and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from perception.belief import Belief
+from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, PAN_LIMIT, TILT_RANGE, Command
+from scenarios.robot import SIDES
+from scenarios.schema import Scenario
+
+LIFT_M = 0.06  # an empty hand below the driving posture first rises this much, straight up
+HOME_SPEED = 0.35  # m/s, as the expert tucks a free arm
+CARRY_SPEED = 0.25  # m/s with an object in the hand
+HEAD_TOL = 0.03  # rad
+MAX_S = 5.0  # the reflex ends after this long wherever the arms are
+PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
+
+
+def look_point(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> np.ndarray | None:
+    """The world point the next subtask acts on, as believed: a handover's person, a place's
+    surface or bin, else its first argument (the object to pick or look for, the drive's goal)."""
+    target = args[1] if skill in ("handover", "place", "place_in") and len(args) > 1 else (args[0] if args else None)
+    if target is None:
+        return None
+    if target in belief.objects:
+        return np.asarray(belief.objects[target].position, float)
+    if target in belief.people:
+        person = belief.people[target]
+        return np.asarray(person.hand, float) if person.hand is not None else np.array([*person.position, PERSON_LOOK_Z])
+    furniture = scenario.furniture_by_id().get(target)
+    if furniture is not None:
+        return np.array([furniture.pos[0], furniture.pos[1], furniture.size[2]])
+    person = scenario.person_by_id().get(target)
+    return np.asarray(person.hand_position(), float) if person is not None else None
+
+
+def held_sides(belief: Belief | None) -> set[str]:
+    """Hands the robot believes hold something: an object at that hand whose `holding` is believed."""
+    if belief is None:
+        return set()
+    return {o.at_hand for o in belief.objects.values() if o.at_hand is not None and belief.holds(f"holding({o.id})")[0]}
+
+
+class PostureReset:
+    """The reflex as a policy: `reset()`, `select_action(obs)`, `predict_action_chunk(obs)`, and
+    `done` once the arms are home and the head is on the point (or `max_s` has passed).
+
+    `hold_action` gives the action that changes nothing (the world's), the reflex's starting
+    targets; `belief` the latest belief; `layout_slices` / `action_dim` the EE_POSE layout."""
+
+    name = "posture_reset"
+
+    def __init__(self, layout_slices: Mapping[str, slice], action_dim: int, control_period: float,
+                 hold_action: Callable[[], np.ndarray], belief: Callable[[], Belief | None],
+                 scenario: Scenario, skill: str, args: Sequence[str], max_s: float = MAX_S) -> None:
+        missing = [k for k in ("base", "head", *(f"{s}.{q}" for s in SIDES for q in ("pos", "rot", "gripper")))
+                   if k not in layout_slices]
+        if missing:
+            raise ValueError(f"the posture reset drives end-effector targets; the action layout has no {', '.join(missing)}")
+        self.slices = dict(layout_slices)
+        self.action_dim = action_dim
+        self.dt = control_period
+        self.hold_action = hold_action
+        self.belief = belief
+        self.scenario = scenario
+        self.skill = skill
+        self.args = tuple(args)
+        self.max_s = max_s
+        self.cmd: Command | None = None
+        self.held: set[str] = set()
+        self.phase = "open"
+        self.elapsed = 0.0
+        self.done = False
+
+    def reset(self) -> None:
+        self.cmd = Command(self.slices, self.action_dim, self.dt, self.hold_action())
+        self.held = held_sides(self.belief())
+        self.phase = "open"
+        self.elapsed = 0.0
+        self.done = False
+        # rise at most LIFT_M, and not above the driving posture unless already there
+        self._lift_to = {s: min(self.cmd.pos[s][2] + LIFT_M, max(self.cmd.pos[s][2], DRIVE_POS[s][2])) for s in SIDES}
+
+    def select_action(self, obs: Mapping[str, Any] | None = None) -> np.ndarray:
+        if self.cmd is None:
+            self.reset()
+        cmd = self.cmd
+        assert cmd is not None
+        cmd.base = np.zeros(3)
+        head_ok = self._look()
+        arms_ok = self._arms()
+        self.elapsed += self.dt
+        if (arms_ok and head_ok and self.phase == "home") or self.elapsed >= self.max_s - 1e-9:
+            self.done = True
+        return cmd.action()
+
+    def predict_action_chunk(self, obs: Mapping[str, Any] | None = None) -> np.ndarray:
+        return self.select_action(obs)[None]
+
+    # -- parts ---------------------------------------------------------------------------
+    def _look(self) -> bool:
+        """Turn the head towards the subtask's point; True once it is there (or nothing is known)."""
+        belief = self.belief()
+        point = look_point(self.scenario, belief, self.skill, self.args) if belief is not None else None
+        if belief is None or point is None:
+            return True
+        assert self.cmd is not None
+        pan, tilt = self.cmd.look_at(belief.robot.pose, point)
+        goal = np.array([np.clip(pan, -PAN_LIMIT, PAN_LIMIT), np.clip(tilt, *TILT_RANGE)])
+        return bool(np.all(np.abs(self.cmd.head - goal) < HEAD_TOL))
+
+    def _arms(self) -> bool:
+        """One step of the open → lift → home sequence; True once every hand is home."""
+        cmd = self.cmd
+        assert cmd is not None
+        empty = [s for s in SIDES if s not in self.held]
+        for s in self.held:
+            cmd.gripper(s, 1.0)
+        if self.phase == "open":
+            opened = all([cmd.gripper(s, 0.0) for s in empty])
+            if opened:
+                self.phase = "lift"
+            return False
+        if self.phase == "lift":
+            risen = all([cmd.move(s, np.array([*cmd.pos[s][:2], self._lift_to[s]]), speed=HOME_SPEED)
+                         if cmd.pos[s][2] < self._lift_to[s] - 1e-6 else True for s in empty])
+            if risen:
+                self.phase = "home"
+            return False
+        ok = all([cmd.move(s, DRIVE_POS[s], DRIVE_ROT, speed=HOME_SPEED) for s in empty])
+        return all([cmd.move(s, CARRY_POS[s], cmd.rot[s], speed=CARRY_SPEED) for s in self.held]) and ok
