@@ -100,3 +100,39 @@ def test_a_joint_space_layout_is_refused_by_name() -> None:
     joint = {"base": slice(0, 3), "left.joints": slice(3, 10), "left.gripper": slice(10, 11), "head": slice(19, 21)}
     with pytest.raises(ValueError, match="left.pos"):
         PostureReset(joint, 21, DT, lambda: np.zeros(21), lambda: None, load_scenario("kitchen"), "pick", ("red_cup",))
+
+
+def test_the_session_gives_the_tree_a_reset_for_an_end_effector_world_only() -> None:
+    """Wired to the simulator: its actions fit the world's action space and move the arms home;
+    a joint-space world gets none (the tree then runs every attempt from where it is)."""
+    from types import SimpleNamespace
+
+    from agent.session import posture_factory
+    from planner.taskgraph import Subtask
+    from scenarios.controllers import ArmMode
+    from scenarios.world import SimWorld, WorldConfig
+
+    sub = Subtask(id="t2", skill="pick", args=("red_cup",), instruction="pick up the red cup", success=("holding(red_cup)",),
+                  timeout_s=30.0, retries=1)
+    world = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False))
+    try:
+        world.reset(seed=0)
+        make = posture_factory(world, SimpleNamespace(belief=None))
+        r = make(sub)
+        r.reset()
+        for _ in range(200):
+            a = r.select_action({})
+            assert world.action_space.contains(a)
+            world.step(a)
+            if r.done:
+                break
+        assert r.done
+        pos, _ = world.controller.ee_pose("left")
+        assert np.linalg.norm(pos - DRIVE_POS["left"]) < 0.03
+    finally:
+        world.close()
+    joint = SimWorld("kitchen", WorldConfig(cameras=(), head_depth=False, arm_mode=ArmMode.JOINT))
+    try:
+        assert posture_factory(joint, SimpleNamespace(belief=None)) is None
+    finally:
+        joint.close()
