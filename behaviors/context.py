@@ -54,8 +54,9 @@ class BehaviorConfig(BaseModel):
                                                        "N: execute the first N actions of each predicted chunk")
     posture_reset: bool = Field(True, description="after a failed attempt, the next attempt (of any subtask) starts with the "
                                                    "reset reflex: empty hands open and go home, a held object to the carry "
-                                                   "posture, the head to what the subtask acts on (see policy.posture)")
-    posture_reset_max_s: float = Field(5.0, gt=0.0, description="the reflex ends after this long wherever the arms are")
+                                                   "posture, the head to what the subtask acts on, a manipulation's base back to "
+                                                   "where its first attempt began (see policy.posture)")
+    posture_reset_max_s: float = Field(8.0, gt=0.0, description="the reflex ends after this long wherever the arms and base are")
     max_replans: int = Field(2, ge=0, description="repairs the planner may make before the goal is declared failed")
     max_seconds: float = Field(600.0, gt=0.0, description="the whole run's budget")
     action_summary_every: int = Field(20, ge=1, description="ticks between action summaries in the trace")

@@ -294,15 +294,19 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
     see `policy.posture`): one action per tick until the reflex says `done`, then SUCCESS. Every
     other attempt passes straight through (SUCCESS in the same tick), so a run without failures
     moves exactly as before. A learned skill restarted where its failure left the robot (arm out,
-    head away from the object) replays the failure, or fails its `visible` precondition at once."""
+    head away from the object) replays the failure, or fails its `visible` precondition at once.
+    The believed base pose at the subtask's first attempt is kept (`start_pose`) and handed to
+    the reflex, which drives a manipulation's base back there."""
 
     def __init__(self, subtask: Subtask, ctx: RunContext) -> None:
         super().__init__(name=f"{subtask.id} reset posture")
         self.subtask = subtask
         self.ctx = ctx
+        self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,))
         self.policy = None
         self.steps = 0
         self._started = 0.0
+        self.start_pose: tuple[float, float, float] | None = None  # the believed base pose the first attempt began at
 
     def initialise(self) -> None:
         self.policy = None
@@ -310,6 +314,8 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
         self._started = self.ctx.clock()
         if self.ctx.needs_posture_reset and self.ctx.config.posture_reset and self.ctx.posture_factory is not None:
             self.policy = self.ctx.posture_factory(self.subtask)
+            if hasattr(self.policy, "start_pose"):
+                self.policy.start_pose = self.start_pose
             self.policy.reset()
             self.ctx.emit("posture_reset_started", subtask=self.subtask.id, skill=self.subtask.skill)
         self.ctx.needs_posture_reset = False
@@ -317,6 +323,7 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
     def update(self) -> Status:
         if self.policy is None:
             self.feedback_message = "no reset needed"
+            self._note_start()
             return Status.SUCCESS
         now = self.ctx.clock()
         if getattr(self.policy, "done", False) or now - self._started >= self.ctx.config.posture_reset_max_s - 1e-9:
@@ -324,11 +331,17 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
             self.ctx.emit("posture_reset_finished", subtask=self.subtask.id, seconds=round(now - self._started, 3), steps=self.steps,
                           complete=bool(getattr(self.policy, "done", False)))
             self.policy = None
+            self._note_start()
             return Status.SUCCESS
         self.ctx.step(np.asarray(self.policy.select_action(dict(self.ctx.obs or {}))))
         self.steps += 1
         self.feedback_message = f"resetting posture, step {self.steps}"
         return Status.RUNNING
+
+    def _note_start(self) -> None:
+        belief: Belief | None = self.bb.belief
+        if self.start_pose is None and belief is not None:
+            self.start_pose = tuple(belief.robot.pose)
 
     def terminate(self, new_status: Status) -> None:
         if new_status == Status.INVALID and self.policy is not None:  # preempted (already done, a timeout): try again next time

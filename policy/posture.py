@@ -12,7 +12,12 @@ this reflex, as a real robot's "go home" between tries:
 - an empty hand opens, rises clear of what it reached for, then goes to the driving posture
   (`DRIVE_POS`), the posture every learned skill's demonstrations begin in;
 - a hand believed to hold an object closes on it and goes to the carry posture (`CARRY_POS`);
-- the head turns to what the next subtask acts on, as the robot believes it.
+- the head turns to what the next subtask acts on, as the robot believes it;
+- for a manipulation (pick, place, place_in, handover) the base then drives back, slowly, to
+  where it stood when the subtask's first attempt began (`start_pose`, odometry), if it is no
+  more than `RETURN_MAX_M` away: a learned pick that fails drags the base round with its reach
+  (20 cm in one measured serve), and its retry from there is a pick from off the pose its
+  drive stopped at.
 
 It reads the belief and its own commanded targets only, never the simulator's ground truth,
 and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
@@ -20,6 +25,7 @@ and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,8 +40,15 @@ LIFT_M = 0.06  # an empty hand below the driving posture first rises this much, 
 HOME_SPEED = 0.35  # m/s, as the expert tucks a free arm
 CARRY_SPEED = 0.25  # m/s with an object in the hand
 HEAD_TOL = 0.03  # rad
-MAX_S = 5.0  # the reflex ends after this long wherever the arms are
+MAX_S = 8.0  # the reflex ends after this long wherever the arms are
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
+RETURN_SKILLS = ("pick", "place", "place_in", "handover")
+RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
+RETURN_SPEED = 0.15  # m/s
+RETURN_TURN = 0.5  # rad/s
+RETURN_GAIN = 2.0  # 1/s
+RETURN_TOL_M = 0.015
+RETURN_TOL_RAD = 0.03
 
 
 def look_point(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> np.ndarray | None:
@@ -65,7 +78,8 @@ def held_sides(belief: Belief | None) -> set[str]:
 
 class PostureReset:
     """The reflex as a policy: `reset()`, `select_action(obs)`, `predict_action_chunk(obs)`, and
-    `done` once the arms are home and the head is on the point (or `max_s` has passed).
+    `done` once the arms are home, the head is on the point and, for a manipulation with a
+    `start_pose`, the base is back there (or `max_s` has passed).
 
     `hold_action` gives the action that changes nothing (the world's), the reflex's starting
     targets; `belief` the latest belief; `layout_slices` / `action_dim` the EE_POSE layout."""
@@ -88,6 +102,7 @@ class PostureReset:
         self.skill = skill
         self.args = tuple(args)
         self.max_s = max_s
+        self.start_pose: tuple[float, float, float] | None = None  # set by the tree before reset()
         self.cmd: Command | None = None
         self.held: set[str] = set()
         self.phase = "open"
@@ -112,7 +127,13 @@ class PostureReset:
         head_ok = self._look()
         arms_ok = self._arms()
         self.elapsed += self.dt
-        if (arms_ok and head_ok and self.phase == "home") or self.elapsed >= self.max_s - 1e-9:
+        if arms_ok and self.phase == "home":
+            self.phase = "return"
+        if self.phase == "return":
+            returned = self._return()
+            if returned and head_ok:
+                self.done = True
+        if self.elapsed >= self.max_s - 1e-9:
             self.done = True
         return cmd.action()
 
@@ -130,6 +151,30 @@ class PostureReset:
         pan, tilt = self.cmd.look_at(belief.robot.pose, point)
         goal = np.array([np.clip(pan, -PAN_LIMIT, PAN_LIMIT), np.clip(tilt, *TILT_RANGE)])
         return bool(np.all(np.abs(self.cmd.head - goal) < HEAD_TOL))
+
+    def _return(self) -> bool:
+        """One step of the drive back to `start_pose` (robot-frame velocity, proportional, capped);
+        True once there, or when there is nowhere to return to."""
+        cmd = self.cmd
+        assert cmd is not None
+        belief = self.belief()
+        if self.start_pose is None or self.skill not in RETURN_SKILLS or belief is None:
+            return True
+        x, y, yaw = belief.robot.pose
+        gx, gy, gyaw = self.start_pose
+        dx, dy = gx - x, gy - y
+        dist = math.hypot(dx, dy)
+        turn = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
+        if dist > RETURN_MAX_M or (dist < RETURN_TOL_M and abs(turn) < RETURN_TOL_RAD):
+            cmd.base = np.zeros(3)
+            return True
+        c, s = math.cos(yaw), math.sin(yaw)
+        v = RETURN_GAIN * np.array([c * dx + s * dy, -s * dx + c * dy])
+        speed = float(np.linalg.norm(v))
+        if speed > RETURN_SPEED:
+            v *= RETURN_SPEED / speed
+        cmd.base = np.array([v[0], v[1], float(np.clip(RETURN_GAIN * turn, -RETURN_TURN, RETURN_TURN))])
+        return False
 
     def _arms(self) -> bool:
         """One step of the open → lift → home sequence; True once every hand is home."""

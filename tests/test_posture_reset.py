@@ -136,3 +136,50 @@ def test_the_session_gives_the_tree_a_reset_for_an_end_effector_world_only() -> 
         assert posture_factory(joint, SimpleNamespace(belief=None)) is None
     finally:
         joint.close()
+
+
+class Odometry:
+    """A belief whose base pose integrates the reflex's own base commands (robot frame)."""
+
+    def __init__(self, pose: tuple[float, float, float]) -> None:
+        self.pose = np.array(pose, float)
+        self.b = belief()
+
+    def __call__(self) -> Belief:
+        return self.b.model_copy(update={"robot": RobotBelief(pose=tuple(self.pose))})
+
+    def move(self, base_cmd: np.ndarray) -> None:
+        c, s = math.cos(self.pose[2]), math.sin(self.pose[2])
+        vx, vy, wz = base_cmd
+        self.pose += DT * np.array([c * vx - s * vy, s * vx + c * vy, wz])
+
+
+def drive(skill: str, drifted: tuple[float, float, float], start=(0.0, 0.0, 0.0)) -> tuple[PostureReset, Odometry, np.ndarray]:
+    odo = Odometry(drifted)
+    r = PostureReset(SLICES, 19, DT, lambda: after_failed_pick().astype(np.float32), odo, load_scenario("kitchen"), skill,
+                     ("red_cup",) if skill == "pick" else ("yellow_box", "person_1"), max_s=8.0)
+    r.start_pose = start
+    r.reset()
+    actions = []
+    while not r.done and len(actions) < 400:
+        a = r.select_action({})
+        odo.move(a[0:3])
+        actions.append(a)
+    return r, odo, np.array(actions)
+
+
+def test_a_manipulation_drives_back_to_where_its_first_attempt_began_once_the_arms_are_home() -> None:
+    r, odo, actions = drive("pick", (0.12, -0.15, 0.2))
+    assert r.done and len(actions) * DT < 8.0
+    assert np.hypot(*odo.pose[:2]) < 0.015 and abs(odo.pose[2]) < 0.03
+    moving = np.flatnonzero(np.abs(actions[:, 0:3]).max(axis=1) > 0)
+    assert np.allclose(actions[moving[0], 3:6], DRIVE_POS["left"], atol=1e-6)  # arms home when the base first moves
+    assert not np.allclose(actions[moving[0] - 1, 3:6], DRIVE_POS["left"], atol=1e-6)  # ... and not before
+    assert np.hypot(actions[:, 0], actions[:, 1]).max() <= 0.15 + 1e-6 and np.abs(actions[:, 2]).max() <= 0.5 + 1e-6
+
+
+def test_a_drive_or_a_far_start_is_not_returned_to() -> None:
+    _, odo, actions = drive("navigate_to", (0.12, -0.15, 0.2))
+    assert np.all(actions[:, 0:3] == 0) and np.allclose(odo.pose, (0.12, -0.15, 0.2))
+    _, odo, actions = drive("handover", (0.5, 0.3, 0.0))  # 0.58 m away: a replan's drive is the way back
+    assert np.all(actions[:, 0:3] == 0)
