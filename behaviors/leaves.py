@@ -312,7 +312,8 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
         self.policy = None
         self.steps = 0
         self._started = self.ctx.clock()
-        if self.ctx.needs_posture_reset and self.ctx.config.posture_reset and self.ctx.posture_factory is not None:
+        first = self.start_pose is None and self.subtask.skill in self.ctx.config.posture_reset_first
+        if (self.ctx.needs_posture_reset or first) and self.ctx.config.posture_reset and self.ctx.posture_factory is not None:
             self.policy = self.ctx.posture_factory(self.subtask)
             if hasattr(self.policy, "start_pose"):
                 self.policy.start_pose = self.start_pose

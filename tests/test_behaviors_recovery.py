@@ -176,3 +176,11 @@ def test_a_reset_that_never_finishes_ends_after_its_time_limit():
     assert out.status == "succeeded" and len(log) == 10
     finished = next(e for e in ex.events if e["event"] == "posture_reset_finished")
     assert finished["complete"] is False and finished["seconds"] == pytest.approx(0.5)
+
+
+def test_named_skills_start_even_their_first_attempt_with_the_reset():
+    scripts = {**SCRIPTS, "hand": Script(0.3, effects=("visible(hand)",))}
+    ex, out, log, world = run_with_reset(scripts, posture_reset_first=("hand",))
+    assert out.status == "succeeded" and log == ["hand"] * 3  # before its one attempt; not before pick's
+    kinds = [int(a[0]) for a in world.actions]
+    assert kinds.index(-2) > kinds.index(0) and kinds.index(1) > kinds.index(-2)
