@@ -138,6 +138,7 @@ class FakeReset:
 def run_with_reset(scripts: dict[str, Script], steps: int = 3, **config) -> tuple[Executor, object, list[str], FakeWorld]:
     world = FakeWorld(scripts, ORDER)
     log: list[str] = []
+    config.setdefault("posture_reset_first", ())  # the fake "pick" is not started from the reset unless a test asks
     ex = Executor(world, FakePerception(), FakeFactory(world), graph("pick", "hand"), goal="serve",
                   config=BehaviorConfig(**config), posture_factory=lambda s: FakeReset(s, steps, log))
     ex.start()
