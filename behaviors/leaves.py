@@ -290,11 +290,12 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
 
 
 class PostureLeaf(py_trees.behaviour.Behaviour):
-    """The reset reflex before an attempt that follows a failed one (`RunContext.posture_factory`,
-    see `policy.posture`): one action per tick until the reflex says `done`, then SUCCESS. Every
-    other attempt passes straight through (SUCCESS in the same tick), so a run without failures
-    moves exactly as before. A learned skill restarted where its failure left the robot (arm out,
-    head away from the object) replays the failure, or fails its `visible` precondition at once.
+    """The reset reflex before an attempt that follows a failed one, and before the first attempt
+    of the skills `BehaviorConfig.posture_reset_first` names (`RunContext.posture_factory`, see
+    `policy.posture`): one action per tick until the reflex says `done`, then SUCCESS. Every other
+    attempt passes straight through (SUCCESS in the same tick). A learned skill restarted where
+    its failure left the robot (arm out, head away from the object) replays the failure, or fails
+    its `visible` precondition at once.
     The believed base pose at the subtask's first attempt is kept (`start_pose`) and handed to
     the reflex, which drives a manipulation's base back there."""
 
