@@ -69,7 +69,7 @@ def look_point(scenario: Scenario, belief: Belief, skill: str, args: Sequence[st
         return np.asarray(person.hand, float) if person.hand is not None else np.array([*person.position, PERSON_LOOK_Z])
     furniture = scenario.furniture_by_id().get(target)
     if furniture is not None:
-        return np.array([furniture.pos[0], furniture.pos[1], furniture.size[2]])
+        return np.array([furniture.pos[0], furniture.pos[1], furniture.dims[2]])
     person = scenario.person_by_id().get(target)
     return np.asarray(person.hand_position(), float) if person is not None else None
 

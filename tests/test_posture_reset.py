@@ -80,6 +80,9 @@ def test_the_head_turns_to_what_the_next_subtask_acts_on() -> None:
     b = belief()
     assert np.allclose(look_point(load_scenario("kitchen"), b, "handover", ("yellow_box", "person_1")), (1.6, -0.8, 1.0))
     assert np.allclose(look_point(load_scenario("kitchen"), b, "place", ("yellow_box", "table"))[:2], (1.0, 0.0))
+    counter = load_scenario("kitchen").furniture_by_id()["counter"]  # no size in the file: its kind's
+    assert counter.size is None
+    assert np.allclose(look_point(load_scenario("kitchen"), b, "place", ("yellow_box", "counter")), (*counter.pos, counter.dims[2]))
 
 
 def test_holding_is_read_from_the_belief() -> None:
