@@ -45,7 +45,7 @@ LIFT_M = 0.06  # an empty hand below the driving posture first rises this much, 
 HOME_SPEED = 0.35  # m/s, as the expert tucks a free arm
 CARRY_SPEED = 0.25  # m/s with an object in the hand
 HEAD_TOL = 0.03  # rad
-MAX_S = 8.0  # the reflex ends after this long wherever the arms are
+MAX_S = 8.0  # the reflex ends after this long wherever the arms are (the tree's own limit: BehaviorConfig.posture_reset_max_s)
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
 RETURN_SKILLS = ("pick", "place", "place_in", "handover")
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
@@ -143,6 +143,8 @@ class PostureReset:
         return cmd.action()
 
     def predict_action_chunk(self, obs: Mapping[str, Any] | None = None) -> np.ndarray:
+        """A chunk of one: the reflex is closed-loop on the belief, so it never plans further ahead
+        (this is a step, like `select_action`)."""
         return self.select_action(obs)[None]
 
     # -- parts ---------------------------------------------------------------------------
