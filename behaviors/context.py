@@ -60,8 +60,8 @@ class BehaviorConfig(BaseModel):
                                                  description="skills whose first attempt also starts with the reset reflex, "
                                                              "not only attempts after a failure: every manipulation was "
                                                              "demonstrated with the head on its target (session 18: first "
-                                                             "learned handovers 0/5 with the head where the drive left it, "
-                                                             "3/3 with it on the palm)")
+                                                             "learned handovers 0/11 with the head where the drive left it, "
+                                                             "10/15 with it on the palm)")
     posture_reset_max_s: float = Field(8.0, gt=0.0, description="the reflex ends after this long wherever the arms and base are")
     max_replans: int = Field(2, ge=0, description="repairs the planner may make before the goal is declared failed")
     max_seconds: float = Field(600.0, gt=0.0, description="the whole run's budget")
