@@ -30,6 +30,11 @@ class BehaviorConfig(BaseModel):
                                                                     "(its demonstrations ended with the arm at rest in the carry or "
                                                                     "driving posture, where the next skill's start)")
     learned_settle_max_s: float = Field(6.0, ge=0.0, description="... but no longer than this after the effect is first believed")
+    learned_release_done: bool = Field(True, description="a learned release (a skill that starts holding the object and "
+                                                          "succeeds with it elsewhere: handover, place, place_in) is done "
+                                                          "once its effect has been believed `learned_settle_s` with the "
+                                                          "object believed out of the hand, without waiting for stillness: "
+                                                          "learned hands still moving went back for what they had let go")
     settle_still_tol: float = Field(0.01, gt=0.0, description="change of every `observation.state` entry (rad, m) below which the "
                                                                "robot stands still")
     learned_arrive_s: float = Field(0.5, ge=0.0, description="a policy without `done` on a skill that ends near something keeps "

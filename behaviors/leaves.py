@@ -64,6 +64,20 @@ def _arrives(predicates: Sequence[Predicate]) -> bool:
     return any(p.name == "near" and not p.negated for p in predicates) and not _physical(predicates)
 
 
+def _released(subtask: Subtask) -> tuple[str, ...]:
+    """Objects a skill starts holding and ends with elsewhere (handover, place, place_in)."""
+    if not _physical(subtask.success):
+        return ()
+    kept = {p.args[0] for p in subtask.success if p.name == "holding" and not p.negated}
+    return tuple(p.args[0] for p in subtask.preconditions if p.name == "holding" and not p.negated and p.args[0] not in kept)
+
+
+def _out_of_hand(belief: Belief | None, objects: Sequence[str], threshold: float) -> bool:
+    """Every object believed out of the hand with `threshold` confidence (no evidence: out, as in `unmet`)."""
+    probs = belief.predicates if belief is not None else {}
+    return bool(objects) and all(probs.get(f"holding({o})", 0.0) <= 1.0 - threshold for o in objects)
+
+
 def _moved(pose: np.ndarray, anchor: np.ndarray, tol: float) -> bool:
     """Whether a base pose (x, y, yaw) is more than `tol` (m, and the same in rad) from `anchor`."""
     turned = abs((pose[2] - anchor[2] + np.pi) % (2 * np.pi) - np.pi)
@@ -152,7 +166,9 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
     `learned_settle_s` after a manipulation effect is first believed, for the same reason, and
     then until the robot's own state has stood still for `learned_settle_still_s` (at most
     `learned_settle_max_s`): its demonstrations ended with the arm at rest in the carry or
-    driving posture, which is where the next skill's demonstrations start; on
+    driving posture, which is where the next skill's demonstrations start. A learned release
+    (handover, place, place_in) does not wait for stillness once the object is believed out of
+    the hand (`learned_release_done`): hands that kept moving went back for what they had let go. On
     a skill that ends near something it keeps driving until its base stands still
     (`learned_arrive_s`, at most `learned_arrive_max_s`): it learnt to stop at the approach pose
     its next skill starts from, which is closer than where `near` first holds."""
@@ -163,6 +179,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.ctx = ctx
         self._settles = _physical(subtask.success)  # fixed per subtask: not re-derived every tick
         self._arrives = _arrives(subtask.success)
+        self._releases = _released(subtask) if ctx.config.learned_release_done else ()
         self._base_still = StillTimer(_moved, ctx.config.arrive_still_m)  # the believed base pose
         self._state_still = StillTimer(_state_moved, ctx.config.settle_still_tol)  # observation.state
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))
@@ -205,7 +222,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             if done is None and self._settles:  # a learned policy cannot: manipulation gets time to finish (lift, release, retract)
                 state = (self.ctx.obs or {}).get("observation.state")
                 still = self._state_still.still_for(state, now)
-                done = held >= cfg.learned_settle_s - 1e-9 and still >= cfg.learned_settle_still_s - 1e-9
+                done = held >= cfg.learned_settle_s - 1e-9 and (still >= cfg.learned_settle_still_s - 1e-9
+                                                                or _out_of_hand(belief, self._releases, cfg.confidence))
                 limit = cfg.learned_settle_max_s
             elif done is None and self._arrives:  # ... and driving goes on until the base stops, once it has set off,
                 arrived = getattr(self.policy, "arrived", None)  # unless the policy knows how far its goal pose is

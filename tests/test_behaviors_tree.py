@@ -251,6 +251,30 @@ def test_a_policy_without_done_keeps_acting_after_a_grasp_until_its_arm_is_at_re
     ex.close()
 
 
+@pytest.mark.parametrize("lets_go, release_done, expected_steps", [
+    (True, True, 10 + 20),  # out of the hand: done learned_settle_s after the effect, moving or not
+    (True, False, 10 + 60),  # switched off: never at rest, so learned_settle_max_s
+    (False, True, 10 + 60),  # the effect shows but the object is still believed in hand: as for a grasp
+])
+def test_a_learned_release_ends_once_the_object_is_out_of_the_hand(lets_go, release_done, expected_steps):
+    """A learned handover whose arm never comes to rest: once given(...) has been believed
+    learned_settle_s with holding(...) no longer believed, it is done; it does not act on until
+    learned_settle_max_s (in the simulator such hands went back for the cup they had let go)."""
+    g = TaskGraph(goal="g")
+    g.add(subtask("handover", "given(thing, person)", pre=("holding(thing)",), timeout=20.0))
+    removes = ("holding(thing)",) if lets_go else ()
+    world = FakeWorld({"handover": Script(0.5, effects=("given(thing, person)",), removes=removes)}, ["handover"],
+                      facts={"holding(thing)"})
+    factory = FakeFactory(world)
+    ex = Executor(world, FakePerception(), lambda s: (factory(s), _ArmComesToRest(0, 99.0))[1], g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.2, learned_settle_s=1.0, learned_settle_still_s=0.5, learned_settle_max_s=3.0,
+                                        learned_release_done=release_done, posture_reset=False))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    assert abs(len(world.actions) - expected_steps) <= 1, len(world.actions)
+    ex.close()
+
+
 class _MissesEveryThirdFrame:
     """The fake perception, missing the grasp's effect one frame in three (a detection lost)."""
 
