@@ -63,6 +63,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         )
     from policy.vla import VLAPolicy
 
+    from policy.grip_guard import with_grip_guard
     from policy.navigation_goal import with_goals
 
     model = VLAPolicy.from_pretrained(checkpoint)
@@ -71,7 +72,9 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         model.reset()
         return model
 
-    return with_goals(make, model.config.env_state_dim, world.scenario, perception)
+    # a learned skill never opens a hand that holds what it does not release (policy.grip_guard)
+    guarded = with_grip_guard(make, world.controller.layout.slices, perception)
+    return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 
 def posture_factory(world: Any, perception: Any) -> Any:

@@ -64,14 +64,6 @@ def _arrives(predicates: Sequence[Predicate]) -> bool:
     return any(p.name == "near" and not p.negated for p in predicates) and not _physical(predicates)
 
 
-def _released(subtask: Subtask) -> tuple[str, ...]:
-    """Objects a skill starts holding and ends with elsewhere (handover, place, place_in)."""
-    if not _physical(subtask.success):
-        return ()
-    kept = {p.args[0] for p in subtask.success if p.name == "holding" and not p.negated}
-    return tuple(p.args[0] for p in subtask.preconditions if p.name == "holding" and not p.negated and p.args[0] not in kept)
-
-
 def _out_of_hand(belief: Belief | None, objects: Sequence[str], threshold: float) -> bool:
     """Every object believed out of the hand with `threshold` confidence (no evidence: out, as in `unmet`)."""
     probs = belief.predicates if belief is not None else {}
@@ -179,7 +171,7 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self.ctx = ctx
         self._settles = _physical(subtask.success)  # fixed per subtask: not re-derived every tick
         self._arrives = _arrives(subtask.success)
-        self._releases = _released(subtask) if ctx.config.learned_release_done else ()
+        self._releases = subtask.releases if self._settles and ctx.config.learned_release_done else ()
         self._base_still = StillTimer(_moved, ctx.config.arrive_still_m)  # the believed base pose
         self._state_still = StillTimer(_state_moved, ctx.config.settle_still_tol)  # observation.state
         self.bb = bbk.attach(self, ctx.namespace, read=(bbk.BELIEF,), write=(bbk.LAST_ACTION, bbk.FAILURES))

@@ -42,6 +42,13 @@ class Subtask(BaseModel):
         return [str(p) for p in preds]
 
     @property
+    def releases(self) -> tuple[str, ...]:
+        """Objects this subtask lets go: held as a precondition and not held on success
+        (handover, place, place_in). Nothing else may open a hand that holds them."""
+        kept = {p.args[0] for p in self.success if p.name == "holding" and not p.negated}
+        return tuple(p.args[0] for p in self.preconditions if p.name == "holding" and not p.negated and p.args[0] not in kept)
+
+    @property
     def label(self) -> str:
         return f"{self.skill}({', '.join(self.args)})"
 

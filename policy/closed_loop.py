@@ -138,10 +138,12 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     if key not in _POLICIES:
         model = VLAPolicy.from_pretrained(checkpoint)
         _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim)
+    from policy.grip_guard import with_grip_guard
     from policy.navigation_goal import with_goals
 
     runner, env_dim = _POLICIES[key]
-    return with_goals(lambda subtask: runner, env_dim, world.scenario, perception)
+    guarded = with_grip_guard(lambda subtask: runner, world.controller.layout.slices, perception)
+    return with_goals(guarded, env_dim, world.scenario, perception)
 
 
 def trial_subtask(scenario, skill: str, args: dict[str, str], approach_first: bool = False):

@@ -1,0 +1,111 @@
+"""The grip guard: a hand that holds what the subtask does not release stays closed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.belief import Belief, ObjectBelief, RobotBelief
+from planner import plan
+from policy.grip_guard import CLOSED, GripGuard, with_grip_guard
+
+SLICES = {"left": slice(9, 10), "right": slice(16, 17)}  # the end-effector layout's grippers
+
+
+def belief(holding: float = 0.9, at_hand: str | None = "right") -> Belief:
+    cup = ObjectBelief(id="red_cup", category="cup", colour="red", position=(0.5, -0.2, 1.0), confidence=0.9,
+                       last_seen=1.0, visible=True, at_hand=at_hand)
+    return Belief(time=1.0, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects={"red_cup": cup},
+                  predicates={"holding(red_cup)": holding})
+
+
+class Opens:
+    """A learned policy that opens both hands (as a learned drive did, dropping the cup)."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+        self.failure = None
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def select_action(self, obs) -> np.ndarray:
+        return np.full(19, 0.1, np.float32)
+
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        return np.full((20, 19), 0.1, np.float32)
+
+
+@pytest.fixture(scope="module")
+def serve_subtasks():
+    out = plan("serve a drink to the person", "kitchen")
+    assert out.kind == "plan", out
+    return {s.skill: s for s in out.graph.order()}
+
+
+def test_only_release_skills_release_what_they_hold(serve_subtasks):
+    assert serve_subtasks["handover"].releases == ("red_cup",)
+    assert serve_subtasks["pick"].releases == ()
+    assert serve_subtasks["navigate_to"].releases == ()
+
+
+def test_a_drive_cannot_open_the_hand_that_holds_the_cup():
+    guard = GripGuard(Opens(), SLICES, lambda: belief())
+    a = guard.select_action({})
+    assert a[16] == CLOSED, "the holding hand stays closed"
+    assert a[9] == pytest.approx(0.1), "the empty hand is the policy's"
+    assert np.all(a[:9] == pytest.approx(0.1)) and np.all(a[17:] == pytest.approx(0.1)), "nothing else is touched"
+    chunk = guard.predict_action_chunk({})
+    assert chunk.shape == (20, 19) and np.all(chunk[:, 16] == CLOSED) and np.all(chunk[:, 9] == pytest.approx(0.1))
+    assert guard.closed_steps == 2
+
+
+@pytest.mark.parametrize("b", [belief(holding=0.3), belief(at_hand=None), None], ids=["not-held", "not-at-a-hand", "no-belief"])
+def test_nothing_believed_held_leaves_the_policy_alone(b):
+    guard = GripGuard(Opens(), SLICES, lambda: b)
+    assert np.all(guard.select_action({}) == pytest.approx(0.1))
+    assert guard.closed_steps == 0
+
+
+def test_a_handover_may_let_go_and_the_guard_speaks_for_the_policy(serve_subtasks):
+    class Perception:
+        belief = belief()
+
+    inner = Opens()
+    make = with_grip_guard(lambda subtask: inner, {"left.gripper": SLICES["left"], "right.gripper": SLICES["right"]},
+                           Perception())
+    handover, drive = make(serve_subtasks["handover"]), make(serve_subtasks["navigate_to"])
+    assert handover.select_action({})[16] == pytest.approx(0.1), "a release opens the hand"
+    assert drive.select_action({})[16] == CLOSED
+    drive.reset()
+    assert inner.resets == 1 and drive.failure is None, "reset and attributes reach the wrapped policy"
+
+
+def test_without_perception_or_grippers_nothing_is_wrapped():
+    factory = lambda subtask: Opens()  # noqa: E731
+    assert with_grip_guard(factory, {"right.gripper": slice(16, 17)}, None) is factory
+    assert with_grip_guard(factory, {"base": slice(0, 3)}, object()) is factory
+
+
+def test_the_session_guards_the_learned_policy_in_the_simulator():
+    """Through the session: the VLA's drive, with the cup believed in the right hand, keeps it closed."""
+    from agent.session import policy_factory, vla_available
+    from scenarios.world import SimWorld
+
+    if not vla_available():
+        pytest.skip("no shipped checkpoint")
+
+    class Perception:
+        belief = belief()
+
+    world = SimWorld("kitchen")
+    try:
+        out = plan("serve a drink to the person", "kitchen")
+        drive = next(s for s in out.graph.order() if s.skill == "navigate_to")
+        policy = policy_factory("vla", world, perception=Perception())(drive)
+        obs, _ = world.reset(seed=0)
+        policy.reset()
+        action = policy.select_action({**obs, "task": drive.instruction})
+        assert action[world.controller.layout.slices["right.gripper"]][0] == CLOSED
+    finally:
+        world.close()
