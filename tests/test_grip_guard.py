@@ -5,18 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.belief import Belief, ObjectBelief, RobotBelief
+from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from planner import plan
-from policy.grip_guard import CLOSED, GripGuard, with_grip_guard
+from policy.grip_guard import CLOSED, GripGuard, ReleaseSite, with_grip_guard
+from scenarios.loading import load_scenario
 
 SLICES = {"left": slice(9, 10), "right": slice(16, 17)}  # the end-effector layout's grippers
 
 
-def belief(holding: float = 0.9, at_hand: str | None = "right") -> Belief:
+PALM = (2.0, 1.0, 1.0)  # where person_1's hand is believed to be (world)
+STATE_NAMES = ("base.x", "base.y", "base.yaw", "left.ee.x", "left.ee.y", "right.ee.x", "right.ee.y")
+
+
+def belief(holding: float = 0.9, at_hand: str | None = "right", palm: tuple[float, float, float] | None = PALM) -> Belief:
     cup = ObjectBelief(id="red_cup", category="cup", colour="red", position=(0.5, -0.2, 1.0), confidence=0.9,
                        last_seen=1.0, visible=True, at_hand=at_hand)
+    person = PersonBelief(id="person_1", position=(2.3, 1.0), hand=palm, confidence=0.9)
     return Belief(time=1.0, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects={"red_cup": cup},
-                  predicates={"holding(red_cup)": holding})
+                  people={"person_1": person}, predicates={"holding(red_cup)": holding})
+
+
+def state(base=(1.5, 1.0, 0.0), right=(0.5, 0.0), left=(0.5, 0.5)) -> np.ndarray:
+    """Odometry and the grasp sites (base frame): by default the right hand is over PALM."""
+    return np.array([*base, *left, *right], np.float32)
 
 
 class Opens:
@@ -109,3 +120,41 @@ def test_the_session_guards_the_learned_policy_in_the_simulator():
         assert action[world.controller.layout.slices["right.gripper"]][0] == CLOSED
     finally:
         world.close()
+
+
+@pytest.fixture(scope="module")
+def kitchen():
+    return load_scenario("kitchen")
+
+
+def test_a_release_site_is_reached_only_with_the_hand_over_it(kitchen):
+    site = ReleaseSite(kitchen, "handover", ["red_cup", "person_1"], STATE_NAMES)
+    assert site.reached(belief(), state(), "right"), "the right hand is over the palm"
+    assert not site.reached(belief(), state(), "left"), "the left hand is 0.5 m from it"
+    assert not site.reached(belief(), state(right=(0.3, 0.0)), "right"), "0.2 m short"
+    assert site.reached(belief(), state(base=(1.0, 0.5, np.pi / 2), right=(0.5, -1.0)), "right"), "turned 90°, odometry"
+    assert site.point is not None and tuple(site.point) == PALM, "the point is the believed palm, fixed once known"
+
+
+def test_a_release_site_needs_the_hands_in_the_state(kitchen):
+    with pytest.raises(ValueError, match="left.ee.x"):
+        ReleaseSite(kitchen, "handover", ["red_cup", "person_1"], ("base.x", "base.y", "base.yaw"))
+
+
+def test_a_handover_opens_the_hand_that_holds_the_cup_only_over_the_palm(kitchen):
+    """A learned handover that opens the holding hand far from the palm (it reached with the other
+    one): the hand stays closed; over the palm it opens."""
+    site = ReleaseSite(kitchen, "handover", ["red_cup", "person_1"], STATE_NAMES)
+    guard = GripGuard(Opens(), SLICES, lambda: belief(), releases=("red_cup",), site=site)
+    assert guard.select_action({"observation.state": state()})[16] == pytest.approx(0.1), "over the palm: let go"
+    far = {"observation.state": state(right=(0.5, 0.6))}
+    assert guard.select_action(far)[16] == CLOSED, "0.6 m from the palm: held"
+    assert np.all(guard.predict_action_chunk(far)[:, 16] == CLOSED)
+    assert guard.select_action(far)[9] == pytest.approx(0.1), "the empty hand is the policy's"
+
+
+def test_an_unseen_palm_is_where_the_scenario_puts_it(kitchen):
+    person = kitchen.person_by_id()["person_1"]
+    site = ReleaseSite(kitchen, "handover", ["red_cup", "person_1"], STATE_NAMES)
+    assert not site.reached(belief(palm=None), state(), "right")
+    assert np.allclose(site.point, person.hand_position())
