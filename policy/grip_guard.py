@@ -14,7 +14,7 @@ A release lets go only over its release site (`ReleaseSite`): the hand that hold
 opens once the hand is within `RELEASE_XY` of the point the release acts on, horizontally — a
 handover's palm, a place's spot, a bin's rim (`policy.manipulation_target.believed_point`, the
 point the learned policy is itself told). In session 19's serves a learned handover moved the
-empty hand to the palm and opened the one holding the cup, 45 cm away (seed 9): the cup fell
+empty hand to the palm and opened the one holding the cup, away from it (seed 9): the cup fell
 to the floor and the serve failed. Held, the attempt can time out and be retried.
 """
 
