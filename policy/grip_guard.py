@@ -4,8 +4,8 @@ A skill's contract names what it changes: `navigate_to` and `look_for` move the 
 takes an object; only a release (`handover`, `place`, `place_in`: the object held as a
 precondition, elsewhere on success — `Subtask.releases`) lets one go. A learned policy does not
 know that contract: in session 19's serves a learned drive opened the hand in its first
-actions and dropped the cup it had just picked (seed 45), and a learned pick still acting after
-its grasp was believed can do the same. `GripGuard` wraps any policy with LeRobot's methods and
+actions and dropped the cup it had just picked (seed 45); a pick, once its object is believed
+held, is kept from letting it go the same way. `GripGuard` wraps any policy with LeRobot's methods and
 keeps closed, in every action it returns, each gripper whose hand the robot believes holds an
 object the subtask does not release — the interlock a real robot's skill executive has. It
 reads the belief only (`policy.posture.held_sides`), never the simulator's ground truth.
