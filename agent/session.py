@@ -73,8 +73,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         return model
 
     # a learned skill never opens a hand that holds what it does not release (policy.grip_guard)
-    guarded = with_grip_guard(make, world.controller.layout.slices, perception, world.scenario,
-                              world.controller.proprioception_names())
+    guarded = with_grip_guard(make, world, perception)
     return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 

@@ -142,8 +142,7 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     from policy.navigation_goal import with_goals
 
     runner, env_dim = _POLICIES[key]
-    guarded = with_grip_guard(lambda subtask: runner, world.controller.layout.slices, perception, world.scenario,
-                              world.controller.proprioception_names())
+    guarded = with_grip_guard(lambda subtask: runner, world, perception)
     return with_goals(guarded, env_dim, world.scenario, perception)
 
 

@@ -119,20 +119,25 @@ class GripGuard:
         return self._guard(self.policy.predict_action_chunk(obs), obs)
 
 
-def with_grip_guard(factory: Callable[[Any], Any], layout_slices: Mapping[str, slice], perception: Any,
-                    scenario: Scenario | None = None, state_names: Sequence[str] = ()) -> Callable[[Any], Any]:
+def with_grip_guard(factory: Callable[[Any], Any], world: Any, perception: Any) -> Callable[[Any], Any]:
     """`factory` (subtask -> policy) with every policy it makes wrapped in a `GripGuard` for its
-    subtask's releases (`Subtask.releases`), the grippers found in the action layout's slices
-    (`"left.gripper"`, ...); with the `scenario` and the state's names, a release also waits for
-    its site. `factory` itself without a perception to read the belief from."""
-    grippers = {side: layout_slices[f"{side}.gripper"] for side in SIDES if f"{side}.gripper" in layout_slices}
+    subtask's releases (`Subtask.releases`): the grippers from the world's action layout
+    (`world.controller.layout`, `"left.gripper"`, ...), the release site from its scenario and its
+    state's names. `factory` itself for a world without an action layout with grippers, or
+    without a perception to read the belief from."""
+    controller = getattr(world, "controller", None)
+    slices = getattr(getattr(controller, "layout", None), "slices", {})
+    grippers = {side: slices[f"{side}.gripper"] for side in SIDES if f"{side}.gripper" in slices}
     if perception is None or not grippers:
         return factory
+    scenario = getattr(world, "scenario", None)
+    state_names = controller.proprioception_names() if hasattr(controller, "proprioception_names") else ()
 
     def make(subtask: Any) -> GripGuard:
+        releases = getattr(subtask, "releases", ())
         site = None
-        if subtask.releases and scenario is not None and state_names:
+        if releases and scenario is not None and state_names:
             site = ReleaseSite(scenario, subtask.skill, subtask.args, state_names)
-        return GripGuard(factory(subtask), grippers, lambda: perception.belief, subtask.releases, site)
+        return GripGuard(factory(subtask), grippers, lambda: perception.belief, releases, site)
 
     return make

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -83,8 +85,9 @@ def test_a_handover_may_let_go_and_the_guard_speaks_for_the_policy(serve_subtask
         belief = belief()
 
     inner = Opens()
-    make = with_grip_guard(lambda subtask: inner, {"left.gripper": SLICES["left"], "right.gripper": SLICES["right"]},
-                           Perception())
+    world = SimpleNamespace(controller=SimpleNamespace(layout=SimpleNamespace(
+        slices={"left.gripper": SLICES["left"], "right.gripper": SLICES["right"]})))
+    make = with_grip_guard(lambda subtask: inner, world, Perception())
     handover, drive = make(serve_subtasks["handover"]), make(serve_subtasks["navigate_to"])
     assert handover.select_action({})[16] == pytest.approx(0.1), "a release opens the hand"
     assert drive.select_action({})[16] == CLOSED
@@ -94,8 +97,10 @@ def test_a_handover_may_let_go_and_the_guard_speaks_for_the_policy(serve_subtask
 
 def test_without_perception_or_grippers_nothing_is_wrapped():
     factory = lambda subtask: Opens()  # noqa: E731
-    assert with_grip_guard(factory, {"right.gripper": slice(16, 17)}, None) is factory
-    assert with_grip_guard(factory, {"base": slice(0, 3)}, object()) is factory
+    layout = lambda slices: SimpleNamespace(controller=SimpleNamespace(layout=SimpleNamespace(slices=slices)))  # noqa: E731
+    assert with_grip_guard(factory, layout({"right.gripper": slice(16, 17)}), None) is factory
+    assert with_grip_guard(factory, layout({"base": slice(0, 3)}), object()) is factory
+    assert with_grip_guard(factory, SimpleNamespace(scenario=None), object()) is factory, "no action layout"
 
 
 def test_the_session_guards_the_learned_policy_in_the_simulator():
