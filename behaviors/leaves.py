@@ -273,6 +273,9 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
             self.queue.clear()
             if self.policy is not None:
                 self.feedback_message = "cancelled"
+        overridden = getattr(self.policy, "closed_steps", 0) if self.policy is not None else 0
+        if overridden:  # the grip guard kept a hand closed that the policy opened (policy.grip_guard)
+            self.ctx.emit("grip_guard", subtask=self.subtask.id, skill=self.subtask.skill, actions=int(overridden))
         self.policy = None
 
     def _fail(self, reason: str) -> Status:

@@ -8,6 +8,7 @@ Events (each line has `event`, `ts` (wall clock, ISO), `tick` and `time` (world 
     subtask_started / subtask_retry / subtask_succeeded / subtask_failed (reason, reasons)
     actions          summary of the last N actions (count, mean and max norm, the last one)
     belief_changed   predicates whose truth flipped (became_true, became_false)
+    grip_guard       at an attempt's end, how many of its actions the grip guard changed (actions)
     replanned        reason, graph
     paused           why the debugger paused (breakpoint, forced result)
     run_finished     outcome (RunOutcome)

@@ -275,6 +275,28 @@ def test_a_learned_release_ends_once_the_object_is_out_of_the_hand(lets_go, rele
     ex.close()
 
 
+class _Guarded(_ArmComesToRest):
+    """A policy wrapped in a grip guard that changed some of its actions (`closed_steps`)."""
+
+    closed_steps = 7
+
+
+def test_an_attempt_whose_grip_guard_acted_says_so_in_the_trace():
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "holding(t1)", timeout=20.0))
+    g.add(subtask("t2", "visible(t2)"), after=["t1"])
+    world = FakeWorld({"t1": Script(0.5, effects=("holding(t1)",)), "t2": Script(0.5, effects=("visible(t2)",))}, ["t1", "t2"])
+    factory = FakeFactory(world)
+    policies = {"t1": _Guarded(0, 0.5), "t2": FakePolicy(1)}
+    ex = Executor(world, FakePerception(), lambda s: (factory(s), policies[s.id])[1], g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.0, posture_reset=False))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    guarded = [e for e in ex.events if e["event"] == "grip_guard"]
+    assert [(e["subtask"], e["actions"]) for e in guarded] == [("t1", 7)], "only the guarded attempt, once"
+    ex.close()
+
+
 class _MissesEveryThirdFrame:
     """The fake perception, missing the grasp's effect one frame in three (a detection lost)."""
 
