@@ -65,7 +65,8 @@ def _arrives(predicates: Sequence[Predicate]) -> bool:
 
 
 def _out_of_hand(belief: Belief | None, objects: Sequence[str], threshold: float) -> bool:
-    """Every object believed out of the hand with `threshold` confidence (no evidence: out, as in `unmet`)."""
+    """Every object believed out of the hand with `threshold` confidence; an object with no
+    `holding` evidence at all counts as out (unlike `unmet`'s negated predicates)."""
     probs = belief.predicates if belief is not None else {}
     return bool(objects) and all(probs.get(f"holding({o})", 0.0) <= 1.0 - threshold for o in objects)
 

@@ -8,7 +8,7 @@ actions and dropped the cup it had just picked (seed 45); a pick, once its objec
 held, is kept from letting it go the same way. `GripGuard` wraps any policy with LeRobot's methods and
 keeps closed, in every action it returns, each gripper whose hand the robot believes holds an
 object the subtask does not release — the interlock a real robot's skill executive has. It
-reads the belief only (`policy.posture.held_sides`), never the simulator's ground truth.
+reads the belief only (`policy.posture.held_objects`), never the simulator's ground truth.
 
 A release lets go only over its release site (`ReleaseSite`): the hand that holds the object
 opens once the hand is within `RELEASE_XY` of the point the release acts on, horizontally — a
@@ -20,7 +20,6 @@ to the floor and the serve failed. Held, the attempt can time out and be retried
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +27,8 @@ import numpy as np
 
 from perception.belief import Belief
 from policy.manipulation_target import believed_point
-from policy.posture import held_sides
+from policy.expert.geometry import to_world
+from policy.posture import held_objects
 from scenarios.robot import SIDES
 from scenarios.schema import Scenario
 
@@ -64,10 +64,7 @@ class ReleaseSite:
         if self.point is None or state is None:
             return True
         state = np.asarray(state, float)
-        x, y, yaw = state[self._odometry]
-        hx, hy = state[self._hands[side]]
-        c, s = math.cos(yaw), math.sin(yaw)
-        hand = np.array([x + c * hx - s * hy, y + s * hx + c * hy])
+        hand = to_world(tuple(state[self._odometry]), state[self._hands[side]])
         return bool(np.hypot(*(hand - self.point[:2])) <= self.radius)
 
 
@@ -92,20 +89,15 @@ class GripGuard:
 
     def _guard(self, actions: np.ndarray, obs: Mapping[str, Any]) -> np.ndarray:
         belief = self._belief()
-        sides = held_sides(belief, besides=self.releases)
-        if self.site is not None and self.releases:
-            state = obs.get("observation.state")
-            sides |= {side for side in held_sides(belief) - sides if not self.site.reached(belief, state, side)}
-        if not sides:
+        state = obs.get("observation.state")
+        slices = [self.gripper_slices[side] for side, obj in held_objects(belief).items() if side in self.gripper_slices
+                  and (obj not in self.releases or (self.site is not None and not self.site.reached(belief, state, side)))]
+        if not slices:
             return actions
         out = np.array(actions, copy=True)
-        for side in sides:
-            sl = self.gripper_slices.get(side)
-            if sl is None:
-                continue
-            grip = out[..., sl]
-            if np.any(grip < CLOSED):
-                self.closed_steps += 1
+        if any(np.any(out[..., sl] < CLOSED) for sl in slices):
+            self.closed_steps += 1
+        for sl in slices:
             out[..., sl] = CLOSED
         return out
 

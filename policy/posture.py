@@ -31,7 +31,7 @@ and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,13 +74,17 @@ def look_point(scenario: Scenario, belief: Belief, skill: str, args: Sequence[st
     return np.asarray(person.hand_position(), float) if person is not None else None
 
 
-def held_sides(belief: Belief | None, besides: Collection[str] = ()) -> set[str]:
-    """Hands the robot believes hold something: an object at that hand whose `holding` is
-    believed (objects in `besides` not counted)."""
+def held_objects(belief: Belief | None) -> dict[str, str]:
+    """What each hand is believed to hold (side -> object id): an object at that hand whose
+    `holding` is believed."""
     if belief is None:
-        return set()
-    return {o.at_hand for o in belief.objects.values()
-            if o.at_hand is not None and o.id not in besides and belief.holds(f"holding({o.id})")[0]}
+        return {}
+    return {o.at_hand: o.id for o in belief.objects.values() if o.at_hand is not None and belief.holds(f"holding({o.id})")[0]}
+
+
+def held_sides(belief: Belief | None) -> set[str]:
+    """Hands the robot believes hold something."""
+    return set(held_objects(belief))
 
 
 class PostureReset:
