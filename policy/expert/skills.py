@@ -291,7 +291,7 @@ class NavigateTo(Skill):
             return False
         xy = np.array(ctx.base[:2])
         last = len(self.legs) == 1
-        self.follower = PathFollower([xy, self.legs.pop(0)], yaw, ctx.dt, tol=0.012 if last else 0.02,
+        self.follower = PathFollower([xy, self.legs.pop(0)], yaw, ctx.dt, tol=0.012 if last else 0.006,
                                      yaw_tol=0.02, max_speed=speed, hold_heading=True)
         return True
 
@@ -343,7 +343,7 @@ class NavigateTo(Skill):
             self.still = 0.0
             xy = np.array(ctx.base[:2])
             if self.entry is not None:
-                self._slide(ctx, self.entry[1:], self.pose.yaw)
+                self._slide(ctx, self.entry, self.pose.yaw)  # from the entry's start exactly: the drive ends within 8 cm of it, and the slot is tight
             else:
                 self.follower = PathFollower([xy, self.pose.xy], self.pose.yaw, ctx.dt, tol=0.012, yaw_tol=0.02, max_speed=FINAL_SPEED)
                 self.follower.velocity = ctx.cmd.base.copy()
