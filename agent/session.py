@@ -63,6 +63,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         )
     from policy.vla import VLAPolicy
 
+    from policy.blocked_base import with_blocked_base
     from policy.grip_guard import with_grip_guard
     from policy.navigation_goal import with_goals
 
@@ -72,8 +73,9 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         model.reset()
         return model
 
-    # a learned skill never opens a hand that holds what it does not release (policy.grip_guard)
-    guarded = with_grip_guard(make, world, perception)
+    # a learned skill never opens a hand that holds what it does not release (policy.grip_guard),
+    # and a drive whose base is commanded but does not move ends its attempt (policy.blocked_base)
+    guarded = with_blocked_base(with_grip_guard(make, world, perception), world, perception)
     return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 

@@ -344,8 +344,9 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
         now = self.ctx.clock()
         if getattr(self.policy, "done", False) or now - self._started >= self.ctx.config.posture_reset_max_s - 1e-9:
             self.feedback_message = f"reset in {now - self._started:.2f} s"
+            escaped = float(getattr(self.policy, "escaped_m", 0.0) or 0.0)  # a drive's way out to open floor
             self.ctx.emit("posture_reset_finished", subtask=self.subtask.id, seconds=round(now - self._started, 3), steps=self.steps,
-                          complete=bool(getattr(self.policy, "done", False)))
+                          complete=bool(getattr(self.policy, "done", False)), **({"escape_m": round(escaped, 3)} if escaped else {}))
             self.policy = None
             self._note_start()
             return Status.SUCCESS

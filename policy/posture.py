@@ -22,7 +22,11 @@ The reflex:
   where it stood when the subtask's first attempt began (`start_pose`, odometry), if it is no
   more than `RETURN_MAX_M` away: a learned pick that fails drags the base round with its reach
   (20 cm in one measured serve), and its retry from there is a pick from off the pose its
-  drive stopped at.
+  drive stopped at;
+- for a drive (navigate_to) the base backs out, heading held, to open floor when it stands
+  where the expert's occupancy grid has no room for it (`escape_path` on the room as believed:
+  the static map, people and objects from the belief): a learned drive that wedged itself
+  against furniture (`policy.blocked_base`) otherwise retries from the wedge.
 
 It reads the belief and its own commanded targets only, never the simulator's ground truth,
 and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
@@ -48,6 +52,7 @@ HEAD_TOL = 0.03  # rad
 MAX_S = 8.0  # the reflex ends after this long wherever the arms are (the tree's own limit: BehaviorConfig.posture_reset_max_s)
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
 RETURN_SKILLS = ("pick", "place", "place_in", "handover")
+ESCAPE_SKILLS = ("navigate_to",)
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
 RETURN_SPEED = 0.15  # m/s
 RETURN_TURN = 0.5  # rad/s
@@ -72,6 +77,20 @@ def look_point(scenario: Scenario, belief: Belief, skill: str, args: Sequence[st
         return np.array([furniture.pos[0], furniture.pos[1], furniture.dims[2]])
     person = scenario.person_by_id().get(target)
     return np.asarray(person.hand_position(), float) if person is not None else None
+
+
+def escape_route(scenario: Scenario, belief: Belief) -> list[np.ndarray]:
+    """Waypoints (world xy) from the believed base pose out to a cell of the expert's occupancy
+    grid with room for the robot, heading held (`policy.expert.clearance.escape_path` on the
+    room as believed); empty when the base is on open floor already or there is no way out."""
+    from policy.expert.clearance import escape_path
+    from policy.expert.navigation import grid_for
+    from policy.navigation_goal import believed_state
+
+    state = believed_state(scenario, belief)
+    x, y, yaw = belief.robot.pose
+    path = escape_path(scenario, state, grid_for(scenario, state), np.array([x, y]), yaw)
+    return [] if path is None else [np.asarray(p, float) for p in path[1:]]
 
 
 def held_objects(belief: Belief | None) -> dict[str, str]:
@@ -126,6 +145,8 @@ class PostureReset:
         self.phase = "open"
         self.elapsed = 0.0
         self.done = False
+        self.escape: list[np.ndarray] | None = None  # waypoints out to open floor (drives), planned once
+        self.escaped_m = 0.0  # the length of that way out
         # rise at most LIFT_M, and not above the driving posture unless already there
         self._lift_to = {s: min(self.cmd.pos[s][2] + LIFT_M, max(self.cmd.pos[s][2], DRIVE_POS[s][2])) for s in SIDES}
 
@@ -141,7 +162,7 @@ class PostureReset:
         if arms_ok and self.phase == "home":
             self.phase = "return"
         if self.phase == "return":
-            returned = self._return()
+            returned = self._escape() if self.skill in ESCAPE_SKILLS else self._return()
             if returned and head_ok:
                 self.done = True
         if self.elapsed >= self.max_s - 1e-9:
@@ -166,19 +187,39 @@ class PostureReset:
         return bool(np.all(np.abs(self.cmd.head - goal) < HEAD_TOL))
 
     def _return(self) -> bool:
-        """One step of the drive back to `start_pose` (robot-frame velocity, proportional, capped);
-        True once there, or when there is nowhere to return to."""
-        cmd = self.cmd
-        assert cmd is not None
+        """One step of the drive back to `start_pose`; True once there, or when there is nowhere
+        to return to."""
         belief = self.belief()
         if self.start_pose is None or self.skill not in RETURN_SKILLS or belief is None:
             return True
+        return self._drive_to(belief, self.start_pose)
+
+    def _escape(self) -> bool:
+        """One step of the way out to open floor (planned on the first call); True once out, or
+        when the base stands on open floor already or there is no way out."""
+        belief = self.belief()
+        if belief is None:
+            return True
+        if self.escape is None:
+            self.escape = escape_route(self.scenario, belief)
+            points = [np.asarray(belief.robot.pose[:2], float), *self.escape]
+            self.escaped_m = float(sum(np.linalg.norm(b - a) for a, b in zip(points, points[1:])))
+            self._escape_yaw = float(belief.robot.pose[2])
+        while self.escape and self._drive_to(belief, (*self.escape[0], self._escape_yaw), max_m=math.inf):
+            self.escape.pop(0)
+        return not self.escape
+
+    def _drive_to(self, belief: Belief, goal: Sequence[float], max_m: float = RETURN_MAX_M) -> bool:
+        """One step towards a base pose (robot-frame velocity, proportional, capped); True once
+        there, or when it is more than `max_m` away."""
+        cmd = self.cmd
+        assert cmd is not None
         x, y, yaw = belief.robot.pose
-        gx, gy, gyaw = self.start_pose
+        gx, gy, gyaw = goal
         dx, dy = gx - x, gy - y
         dist = math.hypot(dx, dy)
         turn = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
-        if dist > RETURN_MAX_M or (dist < RETURN_TOL_M and abs(turn) < RETURN_TOL_RAD):
+        if dist > max_m or (dist < RETURN_TOL_M and abs(turn) < RETURN_TOL_RAD):
             cmd.base = np.zeros(3)
             return True
         c, s = math.cos(yaw), math.sin(yaw)

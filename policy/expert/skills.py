@@ -234,6 +234,7 @@ class NavigateTo(Skill):
     goal: np.ndarray | None = None  # end of the planned path (staging point)
     last_xy: np.ndarray | None = None
     still: float = 0.0
+    slide_cost: float = 0.0  # added to an approach pose reached only by a slide (a driver less precise than this one)
 
     def plan(self, ctx: Context) -> None:
         held = [s for s, o in ctx.state.robot.holding.items() if o]
@@ -265,7 +266,7 @@ class NavigateTo(Skill):
                 length = float(sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:])))
                 if entry is not None:
                     length += 2.0 * float(sum(np.linalg.norm(b - a) for a, b in zip(entry, entry[1:])))  # slow
-            total = cost + 0.3 * length
+            total = cost + 0.3 * length + (self.slide_cost if entry is not None else 0.0)
             if best is None or total < best[0]:
                 best = (total, pose, path, entry)
         if best is None:
