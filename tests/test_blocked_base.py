@@ -1,0 +1,163 @@
+"""A drive commanded against furniture: the attempt ends, and the reflex backs the base out."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from perception.belief import Belief, ObjectBelief, RobotBelief
+from policy.blocked_base import BLOCKED_S, BlockedBase, with_blocked_base
+from policy.expert.navigation import grid_for
+from policy.navigation_goal import believed_state
+from policy.posture import PostureReset, escape_route
+from scenarios.loading import load_scenario
+
+DT = 0.05
+BASE = slice(0, 3)
+SLICES = {"base": slice(0, 3), "left.pos": slice(3, 6), "left.rot": slice(6, 9), "left.gripper": slice(9, 10),
+          "right.pos": slice(10, 13), "right.rot": slice(13, 16), "right.gripper": slice(16, 17), "head": slice(17, 19)}
+WEDGED = (0.21, -0.59, 1.15)  # tidy_table seed 0 (session 19): base between the bin and the table's corner
+
+
+class Pushes:
+    """A drive that commands the same base velocity every step."""
+
+    def __init__(self, base=(0.06, 0.0, 0.0)) -> None:
+        self.base = np.asarray(base, np.float32)
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def select_action(self, obs) -> np.ndarray:
+        a = np.zeros(19, np.float32)
+        a[BASE] = self.base
+        return a
+
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        return np.stack([self.select_action(obs)] * 10)
+
+
+class Clock:
+    """Beliefs over simulated time with the base at `pose(t)`."""
+
+    def __init__(self, pose=lambda t: (0.0, 0.0, 0.0)) -> None:
+        self.t = 0.0
+        self.pose = pose
+
+    def __call__(self) -> Belief:
+        return Belief(time=self.t, robot=RobotBelief(pose=tuple(self.pose(self.t))))
+
+
+def run(guard: BlockedBase, clock: Clock, seconds: float) -> float | None:
+    """Step for `seconds`; the time the guard first reported a failure, or None."""
+    for _ in range(int(round(seconds / DT))):
+        guard.select_action({})
+        if guard.failure:
+            return clock.t
+        clock.t += DT
+    return None
+
+
+def test_a_base_commanded_but_still_fails_after_blocked_s_and_says_so() -> None:
+    clock = Clock()
+    guard = BlockedBase(Pushes(), BASE, clock)
+    failed_at = run(guard, clock, 5.0)
+    assert failed_at == pytest.approx(BLOCKED_S, abs=DT + 1e-9)
+    assert guard.failure.startswith("blocked:") and "0.06 m/s" in guard.failure
+    guard.reset()
+    assert guard.failure is None and guard.policy.resets == 1
+
+
+def test_a_moving_base_or_one_not_commanded_is_not_blocked() -> None:
+    clock = Clock(lambda t: (0.05 * t, 0.0, 0.0))  # driving at the commanded speed
+    assert run(BlockedBase(Pushes(), BASE, clock), clock, 5.0) is None
+    clock = Clock()  # standing still while the arms tuck: nothing commanded
+    assert run(BlockedBase(Pushes(base=(0.0, 0.01, 0.05)), BASE, clock), clock, 5.0) is None
+
+
+def test_a_turn_commanded_in_place_without_turning_is_blocked() -> None:
+    clock = Clock()
+    assert run(BlockedBase(Pushes(base=(0.0, 0.0, 0.4)), BASE, clock), clock, 5.0) is not None
+    clock = Clock(lambda t: (0.0, 0.0, 0.4 * t))
+    assert run(BlockedBase(Pushes(base=(0.0, 0.0, 0.4)), BASE, clock), clock, 5.0) is None
+
+
+def test_chunks_are_watched_by_their_first_action_and_passed_through() -> None:
+    clock = Clock()
+    guard = BlockedBase(Pushes(), BASE, clock)
+    for _ in range(int(BLOCKED_S / DT) + 2):
+        chunk = guard.predict_action_chunk({})
+        clock.t += DT
+    assert chunk.shape == (10, 19) and guard.failure is not None
+
+
+def test_only_drives_are_watched_and_a_world_without_a_base_gets_nothing() -> None:
+    world = SimpleNamespace(controller=SimpleNamespace(layout=SimpleNamespace(slices=SLICES)))
+    perception = SimpleNamespace(belief=None)
+    make = with_blocked_base(lambda subtask: Pushes(), world, perception)
+    assert isinstance(make(SimpleNamespace(skill="navigate_to")), BlockedBase)
+    assert isinstance(make(SimpleNamespace(skill="pick")), Pushes)
+    factory = lambda subtask: Pushes()  # noqa: E731
+    assert with_blocked_base(factory, SimpleNamespace(), perception) is factory
+    assert with_blocked_base(factory, world, None) is factory
+
+
+class Odometry:
+    """The believed base pose, moved by the reflex's own base commands."""
+
+    def __init__(self, pose, b: Belief) -> None:
+        self.pose = np.array(pose, float)
+        self.b = b
+
+    def __call__(self) -> Belief:
+        return self.b.model_copy(update={"robot": RobotBelief(pose=tuple(self.pose))})
+
+    def move(self, cmd: np.ndarray) -> None:
+        c, s = math.cos(self.pose[2]), math.sin(self.pose[2])
+        self.pose += DT * np.array([c * cmd[0] - s * cmd[1], s * cmd[0] + c * cmd[1], cmd[2]])
+
+
+def tidy_belief() -> Belief:
+    box = ObjectBelief(id="green_box", category="box", colour="green", position=(0.8, 0.0, 0.8), confidence=0.9,
+                       last_seen=1.0, visible=True)
+    return Belief(time=1.0, robot=RobotBelief(pose=WEDGED), objects={"green_box": box},
+                  predicates={"on(green_box, table)": 0.95})
+
+
+def reflex_from(pose, skill: str = "navigate_to") -> tuple[PostureReset, Odometry, np.ndarray]:
+    scenario = load_scenario("tidy_table")
+    odo = Odometry(pose, tidy_belief())
+    r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, scenario, skill, ("green_box",), max_s=8.0)
+    r.reset()
+    actions = []
+    while not r.done and len(actions) < 400:
+        a = r.select_action({})
+        odo.move(a[0:3])
+        actions.append(a)
+    return r, odo, np.array(actions)
+
+
+def test_a_drive_retry_backs_out_of_a_wedge_to_open_floor_heading_held() -> None:
+    scenario = load_scenario("tidy_table")
+    state = believed_state(scenario, tidy_belief())
+    grid = grid_for(scenario, state)
+    assert not grid.is_free(np.array(WEDGED[:2]))
+    route = escape_route(scenario, tidy_belief())
+    assert route and grid.is_free(route[-1])
+    r, odo, actions = reflex_from(WEDGED)
+    assert r.done and len(actions) * DT < 8.0
+    assert grid.is_free(odo.pose[:2]), f"still where the robot does not fit: {np.round(odo.pose, 3)}"
+    assert abs(odo.pose[2] - WEDGED[2]) < 0.03
+    assert r.escaped_m == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip([np.array(WEDGED[:2])] + route, route)))
+    assert np.hypot(actions[:, 0], actions[:, 1]).max() <= 0.15 + 1e-6
+
+
+def test_on_open_floor_or_for_a_manipulation_the_drive_reflex_leaves_the_base() -> None:
+    r, odo, actions = reflex_from((-0.5, 0.8, 0.0))  # open floor: nothing to back out of
+    assert r.escaped_m == 0.0 and np.all(actions[:, 0:3] == 0)
+    r, odo, actions = reflex_from(WEDGED, skill="pick")  # a pick's base returns to its start pose, not out
+    assert np.all(actions[:, 0:3] == 0)
