@@ -5,7 +5,10 @@ repaired graph keeps the original method and its grounded slots (the goal's word
 re-read: "the cup to my left" meant red_cup at planning time, whatever moved since), expands
 them again and keeps, per chain, only the shortest tail that still reaches the goal from
 what the belief now holds: if the cup is already in hand, the chain restarts at driving to
-the person; if the cup fell, it restarts at looking for it. The reason and the history of
+the person; if the cup fell, it restarts at looking for it. A manipulation that failed while
+the robot was believed near its target (a place into the bin behind the robot, a pick at the
+edge of reach) is repaired with its drive kept (`approach_first`): `near` held, yet the drive's
+approach pose is what puts the target in front and in reach. The reason and the history of
 repairs travel in the graph's attributes.
 """
 
@@ -51,6 +54,7 @@ def replan(
         scene = Scene(_scenario(scenario), belief)
         history = list(previous.graph.attrs.get("history", []))
         failures = dict(previous.graph.attrs.get("failures", {}))
+        approach_first = bool(previous.graph.attrs.get("approach_first", False))
         if failed is not None:
             if failed not in previous.graph:
                 raise CannotPlan("bad_scene", f"{failed!r} is not a subtask of the plan (subtasks: {', '.join(s.id for s in previous.graph.order())})")
@@ -59,11 +63,12 @@ def replan(
             why = f"{failed} {label} failed" + (f": {reason}" if reason else "")
             if failures[label] > max_repairs:
                 raise CannotPlan("impossible", f"{label} failed {failures[label]} times; giving up after {max_repairs} repairs (last: {reason or 'no reason given'})")
+            approach_first = approach_first or any(p.name == "near" and not p.negated for p in previous.graph[failed].preconditions)
         else:
             why = reason or "replanned from the current belief"
         history.append(why)
         result = build(goal, method, previous.confidence, previous.bindings, scene, lib, reason=why, history=history,
-                       approach_first=bool(previous.graph.attrs.get("approach_first", False)))
+                       approach_first=approach_first)
         result.graph.attrs["failures"] = failures
         log.info("planner.replan", goal=goal, reason=why, subtasks=len(result.graph), skipped=result.notes)
         return result

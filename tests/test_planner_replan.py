@@ -80,3 +80,22 @@ def test_approach_first_keeps_the_drive_to_a_cup_already_within_reach():
     repaired = replan(first, after, sc, failed="t2", reason="the grasp slipped")
     assert [s.label for s in repaired.graph.order()][:2] == ["navigate_to(red_cup)", "pick(red_cup)"]
     assert repaired.graph.order()[0].always_run
+
+
+def test_a_manipulation_that_failed_near_its_target_is_repaired_with_its_drive():
+    """The expert placed from where it picked the green box (the bin behind it, `near` believed):
+    'bin out of reach from here', and a repair without the drive failed the same way nine times."""
+    sc, before, after = _belief(
+        {"in(blue_can, bin)": 0.9, "in(red_ball, bin)": 0.9, "holding(green_box)": 0.9, "near(robot, bin)": 0.9,
+         "near(robot, green_box)": 0.9},
+        ("on(blue_can, table)", "on(red_ball, table)", "on(green_box, table)"), "tidy_table",
+    )
+    first = replan(plan("tidy the table", sc, before), after, sc, failed=None, reason="resumed")
+    assert [s.label for s in first.graph.order()] == ["place_in(green_box, bin)"]  # near holds: no drive
+    repaired = replan(first, after, sc, failed="t1", reason="the policy gave up: bin out of reach from here")
+    order = repaired.graph.order()
+    assert [s.label for s in order] == ["navigate_to(bin)", "place_in(green_box, bin)"]
+    assert order[0].always_run and repaired.graph.attrs["approach_first"]
+    navigation = replan(plan("serve a drink to the person", "kitchen"), belief_from_scenario(load_scenario("kitchen")), "kitchen",
+                        failed="t1", reason="stalled")  # a drive has no `near` precondition: no change of setting
+    assert not navigation.graph.attrs.get("approach_first")
