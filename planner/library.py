@@ -48,6 +48,10 @@ class RobotReach(Strict):
     """Geometry the reachability check uses (metres)."""
 
     radius: float = Field(0.3, gt=0.05, le=1.0, description="base footprint radius")
+    leave: float = Field(0.6, ge=0.0, le=2.0, description="how much farther than `radius` from free floor the robot may stand "
+                                                           "and still drive off: it got there, so it can leave the way it came "
+                                                           "(the expert slides sideways into slots, between the tidy table's "
+                                                           "legs and the bin, where this disc has no room)")
     reach: float = Field(0.85, gt=0.2, le=2.0, description="from the base centre to what the hand can reach")
     person_radius: float = Field(0.25, gt=0.05, le=1.0)
     max_height: float = Field(1.35, gt=0.2, le=3.0, description="highest surface the hand reaches")

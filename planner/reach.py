@@ -43,7 +43,7 @@ class FreeSpace:
         d = np.hypot(gx - rx, gy - ry)
         d[~free] = np.inf
         start = np.unravel_index(int(np.argmin(d)), d.shape)
-        self.start_ok = bool(np.isfinite(d[start]) and d[start] <= r)
+        self.start_ok = bool(np.isfinite(d[start]) and d[start] <= r + robot.leave)
         mask = labels == labels[start] if self.start_ok else np.zeros_like(free)
         self.cells = np.stack([gx[mask], gy[mask]], axis=1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from planner import TaskGraph, belief_from_scenario, default_library, plan
+from planner.reach import unreachable_reason
 from planner.scene import Scene
 from planner.validation import check
 from scenarios.loading import load_scenario
@@ -65,3 +66,16 @@ def test_wrong_or_missing_furniture_is_refused(goal):
     out = plan(goal, "living_room")
     assert out.kind == "error" and out.code in ("impossible", "unknown_object")
     assert "sofa" in out.reason or "bin" in out.reason
+
+
+def test_a_robot_slid_into_a_slot_can_still_plan_its_way_out():
+    """The expert picks the tidy table's green box from the slot between the table's legs and
+    the bin, where the planner's disc has no room; a repair planned from there must not be
+    refused (session 20: 'the robot has no free floor to move on where it stands'), but a robot
+    boxed in far from any free floor still is."""
+    sc = load_scenario("tidy_table")
+    b = belief_from_scenario(sc)
+    slot = b.model_copy(update={"robot": b.robot.model_copy(update={"pose": (0.64, -0.52, 1.57)})})
+    assert plan("throw the can in the bin", sc, slot).kind == "plan"
+    far = default_library().robot.model_copy(update={"leave": 0.0})
+    assert unreachable_reason("bin", Scene(sc, slot), far) == "the robot has no free floor to move on where it stands"
