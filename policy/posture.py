@@ -25,8 +25,12 @@ The reflex:
   drive stopped at;
 - for a drive (navigate_to) the base backs out, heading held, to open floor when it stands
   where the expert's occupancy grid has no room for it (`escape_path` on the room as believed:
-  the static map, people and objects from the belief): a learned drive that wedged itself
-  against furniture (`policy.blocked_base`) otherwise retries from the wedge.
+  the static map, people and objects from the belief), then, more than `FACE_MIN_M` from the
+  drive's goal pose, turns on the spot to face its route (the point `LOOKAHEAD_M` along the
+  route planned from the belief, as `policy.navigation_goal` tells the drive): a learned drive
+  that wedged itself against furniture (`policy.blocked_base`) otherwise retried from the
+  wedge, and, backed out but still facing it, drove forward and turned into it again within 2 s
+  (tidy seed 2, session 20), where the expert turns towards its route before it drives.
 
 It reads the belief and its own commanded targets only, never the simulator's ground truth,
 and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
@@ -53,6 +57,8 @@ MAX_S = 8.0  # the reflex ends after this long wherever the arms are (the tree's
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
 RETURN_SKILLS = ("pick", "place", "place_in", "handover")
 ESCAPE_SKILLS = ("navigate_to",)
+FACE_MIN_M = 1.0  # m from the goal pose: nearer, the drive's own final heading matters more than the route's
+FACE_TURN = 1.0  # rad/s, as the expert turns
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
 RETURN_SPEED = 0.15  # m/s
 RETURN_TURN = 0.5  # rad/s
@@ -91,6 +97,20 @@ def escape_route(scenario: Scenario, belief: Belief) -> list[np.ndarray]:
     x, y, yaw = belief.robot.pose
     path = escape_path(scenario, state, grid_for(scenario, state), np.array([x, y]), yaw)
     return [] if path is None else [np.asarray(p, float) for p in path[1:]]
+
+
+def route_heading(scenario: Scenario, belief: Belief, target: str) -> float | None:
+    """The heading from the believed base to the point `LOOKAHEAD_M` along the route to `target`
+    planned from the belief (`policy.navigation_goal.plan_route`); None without a route or within
+    FACE_MIN_M of its goal pose."""
+    from policy.navigation_goal import believed_state, plan_route
+
+    route = plan_route(scenario, believed_state(scenario, belief), target)
+    xy = np.asarray(belief.robot.pose[:2], float)
+    if route is None or np.linalg.norm(route.pose.xy - xy) < FACE_MIN_M:
+        return None
+    ahead = route.waypoint(xy) - xy
+    return float(math.atan2(ahead[1], ahead[0])) if np.linalg.norm(ahead) > 1e-6 else None
 
 
 def held_objects(belief: Belief | None) -> dict[str, str]:
@@ -147,6 +167,8 @@ class PostureReset:
         self.done = False
         self.escape: list[np.ndarray] | None = None  # waypoints out to open floor (drives), planned once
         self.escaped_m = 0.0  # the length of that way out
+        self.facing: float | None = None  # the heading the drive's route starts in, once out (None: no turn)
+        self._faced = False
         # rise at most LIFT_M, and not above the driving posture unless already there
         self._lift_to = {s: min(self.cmd.pos[s][2] + LIFT_M, max(self.cmd.pos[s][2], DRIVE_POS[s][2])) for s in SIDES}
 
@@ -207,9 +229,17 @@ class PostureReset:
             self._escape_yaw = float(belief.robot.pose[2])
         while self.escape and self._drive_to(belief, (*self.escape[0], self._escape_yaw), max_m=math.inf):
             self.escape.pop(0)
-        return not self.escape
+        if self.escape:
+            return False
+        if not self._faced:
+            self._faced = True
+            self._anchor = np.asarray(belief.robot.pose[:2], float)
+            self.facing = route_heading(self.scenario, belief, self.args[0]) if self.args else None
+        if self.facing is None:
+            return True
+        return self._drive_to(belief, (*self._anchor, self.facing), max_m=math.inf, turn=FACE_TURN)
 
-    def _drive_to(self, belief: Belief, goal: Sequence[float], max_m: float = RETURN_MAX_M) -> bool:
+    def _drive_to(self, belief: Belief, goal: Sequence[float], max_m: float = RETURN_MAX_M, turn: float = RETURN_TURN) -> bool:
         """One step towards a base pose (robot-frame velocity, proportional, capped); True once
         there, or when it is more than `max_m` away."""
         cmd = self.cmd
@@ -218,8 +248,8 @@ class PostureReset:
         gx, gy, gyaw = goal
         dx, dy = gx - x, gy - y
         dist = math.hypot(dx, dy)
-        turn = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
-        if dist > max_m or (dist < RETURN_TOL_M and abs(turn) < RETURN_TOL_RAD):
+        err = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
+        if dist > max_m or (dist < RETURN_TOL_M and abs(err) < RETURN_TOL_RAD):
             cmd.base = np.zeros(3)
             return True
         c, s = math.cos(yaw), math.sin(yaw)
@@ -227,7 +257,7 @@ class PostureReset:
         speed = float(np.linalg.norm(v))
         if speed > RETURN_SPEED:
             v *= RETURN_SPEED / speed
-        cmd.base = np.array([v[0], v[1], float(np.clip(RETURN_GAIN * turn, -RETURN_TURN, RETURN_TURN))])
+        cmd.base = np.array([v[0], v[1], float(np.clip(RETURN_GAIN * err, -turn, turn))])
         return False
 
     def _arms(self) -> bool:

@@ -12,7 +12,7 @@ from perception.belief import Belief, ObjectBelief, RobotBelief
 from policy.blocked_base import BLOCKED_S, BlockedBase, with_blocked_base
 from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
-from policy.posture import PostureReset, escape_route
+from policy.posture import PostureReset, escape_route, route_heading
 from scenarios.loading import load_scenario
 
 DT = 0.05
@@ -141,7 +141,7 @@ def reflex_from(pose, skill: str = "navigate_to") -> tuple[PostureReset, Odometr
     return r, odo, np.array(actions)
 
 
-def test_a_drive_retry_backs_out_of_a_wedge_to_open_floor_heading_held() -> None:
+def test_a_drive_retry_backs_out_of_a_wedge_heading_held_then_faces_its_route() -> None:
     scenario = load_scenario("tidy_table")
     state = believed_state(scenario, tidy_belief())
     grid = grid_for(scenario, state)
@@ -151,13 +151,23 @@ def test_a_drive_retry_backs_out_of_a_wedge_to_open_floor_heading_held() -> None
     r, odo, actions = reflex_from(WEDGED)
     assert r.done and len(actions) * DT < 8.0
     assert grid.is_free(odo.pose[:2]), f"still where the robot does not fit: {np.round(odo.pose, 3)}"
-    assert abs(odo.pose[2] - WEDGED[2]) < 0.03
+    assert np.linalg.norm(odo.pose[:2] - route[-1]) < 0.02  # out, and turned on the spot there
+    out = tidy_belief().model_copy(update={"robot": RobotBelief(pose=(*route[-1], WEDGED[2]))})
+    facing = route_heading(scenario, out, "green_box")
+    assert facing is not None and r.facing == pytest.approx(facing, abs=0.05)
+    assert abs((odo.pose[2] - facing + math.pi) % (2 * math.pi) - math.pi) < 0.03
+    turning = np.flatnonzero(np.abs(actions[:, 2]) > 1e-9)
+    sliding = np.flatnonzero(np.hypot(actions[:, 0], actions[:, 1]) > 1e-3)
+    assert sliding.max() < turning.min() + 2, "the way out holds the heading; the turn comes after it"
     assert r.escaped_m == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip([np.array(WEDGED[:2])] + route, route)))
     assert np.hypot(actions[:, 0], actions[:, 1]).max() <= 0.15 + 1e-6
 
 
-def test_on_open_floor_or_for_a_manipulation_the_drive_reflex_leaves_the_base() -> None:
-    r, odo, actions = reflex_from((-0.5, 0.8, 0.0))  # open floor: nothing to back out of
-    assert r.escaped_m == 0.0 and np.all(actions[:, 0:3] == 0)
+def test_on_open_floor_or_for_a_manipulation_the_drive_reflex_leaves_the_base_where_it_is() -> None:
+    r, odo, actions = reflex_from((-0.5, 0.8, 0.0))  # open floor: nothing to back out of, only the turn to the route
+    assert r.escaped_m == 0.0 and np.allclose(odo.pose[:2], (-0.5, 0.8), atol=0.015)
+    assert r.facing is not None and abs((odo.pose[2] - r.facing + math.pi) % (2 * math.pi) - math.pi) < 0.03
+    r, odo, actions = reflex_from((0.8, 1.0, -1.57))  # open floor within FACE_MIN_M of the box's approach pose: no turn either
+    assert r.facing is None and np.all(actions[:, 0:3] == 0)
     r, odo, actions = reflex_from(WEDGED, skill="pick")  # a pick's base returns to its start pose, not out
     assert np.all(actions[:, 0:3] == 0)
