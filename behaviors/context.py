@@ -88,6 +88,9 @@ class RunContext:
     """subtask -> the reset reflex run before an attempt that follows a failure (see
     `behaviors.leaves.PostureLeaf`); None: attempts start wherever the last one left the robot."""
     needs_posture_reset: bool = False
+    base_trail: list[tuple[float, float, float]] = field(default_factory=list)
+    """The believed base poses of the last drive attempt, oldest first: the way it came, which the
+    reset reflex before the next attempt backs along out of a wedge (`policy.posture`)."""
 
     def clock(self) -> float:
         return float(self.world.time)

@@ -185,6 +185,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         self._unbelieved_since: float | None = None
 
     def initialise(self) -> None:
+        if self._arrives:
+            self.ctx.base_trail = []  # this drive's way, for the reflex before its retry
         self.policy = self.ctx.policy_factory(self.subtask)
         self.policy.reset()
         self.queue.clear()
@@ -205,6 +207,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         now = self.ctx.clock()
         if self._arrives:
             self._track_departure(belief, now)
+            if belief is not None:
+                self.ctx.base_trail.append(tuple(belief.robot.pose))
         if not unmet(belief, self.subtask.success, cfg.confidence):
             self._unbelieved_since = None
             if self._believed_since is None:
@@ -332,6 +336,8 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
             self.policy = self.ctx.posture_factory(self.subtask)
             if hasattr(self.policy, "start_pose"):
                 self.policy.start_pose = self.start_pose
+            if hasattr(self.policy, "trail"):
+                self.policy.trail = list(self.ctx.base_trail)
             self.policy.reset()
             self.ctx.emit("posture_reset_started", subtask=self.subtask.id, skill=self.subtask.skill)
         self.ctx.needs_posture_reset = False

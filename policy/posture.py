@@ -23,9 +23,13 @@ The reflex:
   more than `RETURN_MAX_M` away: a learned pick that fails drags the base round with its reach
   (20 cm in one measured serve), and its retry from there is a pick from off the pose its
   drive stopped at;
-- for a drive (navigate_to) the base backs out, heading held, to open floor when it stands
-  where the expert's occupancy grid has no room for it (`escape_path` on the room as believed:
-  the static map, people and objects from the belief), then, more than `FACE_MIN_M` from the
+- for a drive (navigate_to) the base backs out to open floor when it stands where the expert's
+  occupancy grid (on the room as believed: the static map, people and objects from the belief)
+  has no room for it: back along the way the failed attempt came (`trail`, its believed poses,
+  to the last one on open floor, at most `BACKTRACK_MAX_M`), since that way is free by
+  construction — a base jammed between the bin and a table leg did not move at all when told to
+  slide out sideways (tidy seed 2, session 20) — else by `escape_path`, heading held; then,
+  more than `FACE_MIN_M` from the
   drive's goal pose, turns on the spot to face its route (the point `LOOKAHEAD_M` along the
   route planned from the belief, as `policy.navigation_goal` tells the drive): a learned drive
   that wedged itself against furniture (`policy.blocked_base`) otherwise retried from the
@@ -57,6 +61,10 @@ MAX_S = 8.0  # the reflex ends after this long wherever the arms are (the tree's
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
 RETURN_SKILLS = ("pick", "place", "place_in", "handover")
 ESCAPE_SKILLS = ("navigate_to",)
+BACKTRACK_MAX_M = 2.0  # m of the failed drive's way back that the reflex retraces at most
+BACKTRACK_STEP_M, BACKTRACK_STEP_RAD = 0.05, 0.1  # the way back's waypoints, at least this far apart
+WAYPOINT_TOL_M, WAYPOINT_TOL_RAD = 0.03, 0.1
+ESCAPE_SPEED, ESCAPE_TURN = 0.25, 1.0  # m/s, rad/s along the way out (free by construction or by the model)  # passing a waypoint of the way out (the last: RETURN_TOL_*)
 FACE_MIN_M = 1.0  # m from the goal pose: nearer, the drive's own final heading matters more than the route's
 FACE_TURN = 1.0  # rad/s, as the expert turns
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
@@ -97,6 +105,36 @@ def escape_route(scenario: Scenario, belief: Belief) -> list[np.ndarray]:
     x, y, yaw = belief.robot.pose
     path = escape_path(scenario, state, grid_for(scenario, state), np.array([x, y]), yaw)
     return [] if path is None else [np.asarray(p, float) for p in path[1:]]
+
+
+def backtrack_route(scenario: Scenario, belief: Belief, trail: Sequence[Sequence[float]],
+                    max_m: float = BACKTRACK_MAX_M) -> list[np.ndarray] | None:
+    """Base poses (x, y, yaw), newest first, back along `trail` (a drive's believed poses, oldest
+    first) to the most recent one on open floor in the expert's occupancy grid; [] when the base
+    stands on open floor already; None when the trail does not get there within `max_m`."""
+    from policy.expert.navigation import grid_for
+    from policy.navigation_goal import believed_state
+
+    state = believed_state(scenario, belief)
+    grid = grid_for(scenario, state)
+    last = np.asarray(belief.robot.pose, float)
+    if grid.is_free(last[:2]):
+        return []
+    out: list[np.ndarray] = []
+    length = 0.0
+    for pose in reversed(trail):
+        p = np.asarray(pose, float)
+        step = float(np.linalg.norm(p[:2] - last[:2]))
+        if step < BACKTRACK_STEP_M and abs((p[2] - last[2] + math.pi) % (2 * math.pi) - math.pi) < BACKTRACK_STEP_RAD:
+            continue
+        length += step
+        if length > max_m:
+            return None
+        out.append(p)
+        last = p
+        if grid.is_free(p[:2]):
+            return out
+    return None
 
 
 def route_heading(scenario: Scenario, belief: Belief, target: str) -> float | None:
@@ -153,6 +191,7 @@ class PostureReset:
         self.args = tuple(args)
         self.max_s = max_s
         self.start_pose: tuple[float, float, float] | None = None  # set by the tree before reset()
+        self.trail: list[tuple[float, float, float]] = []  # a failed drive's believed poses, set by the tree before reset()
         self.cmd: Command | None = None
         self.held: set[str] = set()
         self.phase = "open"
@@ -165,7 +204,7 @@ class PostureReset:
         self.phase = "open"
         self.elapsed = 0.0
         self.done = False
-        self.escape: list[np.ndarray] | None = None  # waypoints out to open floor (drives), planned once
+        self.escape: list[np.ndarray] | None = None  # poses (x, y, yaw) out to open floor (drives), planned once
         self.escaped_m = 0.0  # the length of that way out
         self.facing: float | None = None  # the heading the drive's route starts in, once out (None: no turn)
         self._faced = False
@@ -223,11 +262,15 @@ class PostureReset:
         if belief is None:
             return True
         if self.escape is None:
-            self.escape = escape_route(self.scenario, belief)
-            points = [np.asarray(belief.robot.pose[:2], float), *self.escape]
+            way = backtrack_route(self.scenario, belief, self.trail) if self.trail else None
+            if way is None:  # no way back to retrace: out sideways or straight back, heading held
+                yaw = float(belief.robot.pose[2])
+                way = [np.array([*xy, yaw]) for xy in escape_route(self.scenario, belief)]
+            self.escape = way
+            points = [np.asarray(belief.robot.pose[:2], float), *(p[:2] for p in way)]
             self.escaped_m = float(sum(np.linalg.norm(b - a) for a, b in zip(points, points[1:])))
-            self._escape_yaw = float(belief.robot.pose[2])
-        while self.escape and self._drive_to(belief, (*self.escape[0], self._escape_yaw), max_m=math.inf):
+        while self.escape and self._drive_to(belief, self.escape[0], max_m=math.inf, speed=ESCAPE_SPEED, turn=ESCAPE_TURN,
+                                             tol=(RETURN_TOL_M, RETURN_TOL_RAD) if len(self.escape) == 1 else (WAYPOINT_TOL_M, WAYPOINT_TOL_RAD)):
             self.escape.pop(0)
         if self.escape:
             return False
@@ -239,7 +282,8 @@ class PostureReset:
             return True
         return self._drive_to(belief, (*self._anchor, self.facing), max_m=math.inf, turn=FACE_TURN)
 
-    def _drive_to(self, belief: Belief, goal: Sequence[float], max_m: float = RETURN_MAX_M, turn: float = RETURN_TURN) -> bool:
+    def _drive_to(self, belief: Belief, goal: Sequence[float], max_m: float = RETURN_MAX_M, speed: float = RETURN_SPEED,
+                  turn: float = RETURN_TURN, tol: tuple[float, float] = (RETURN_TOL_M, RETURN_TOL_RAD)) -> bool:
         """One step towards a base pose (robot-frame velocity, proportional, capped); True once
         there, or when it is more than `max_m` away."""
         cmd = self.cmd
@@ -249,14 +293,14 @@ class PostureReset:
         dx, dy = gx - x, gy - y
         dist = math.hypot(dx, dy)
         err = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
-        if dist > max_m or (dist < RETURN_TOL_M and abs(err) < RETURN_TOL_RAD):
+        if dist > max_m or (dist < tol[0] and abs(err) < tol[1]):
             cmd.base = np.zeros(3)
             return True
         c, s = math.cos(yaw), math.sin(yaw)
         v = RETURN_GAIN * np.array([c * dx + s * dy, -s * dx + c * dy])
-        speed = float(np.linalg.norm(v))
-        if speed > RETURN_SPEED:
-            v *= RETURN_SPEED / speed
+        norm = float(np.linalg.norm(v))
+        if norm > speed:
+            v *= speed / norm
         cmd.base = np.array([v[0], v[1], float(np.clip(RETURN_GAIN * err, -turn, turn))])
         return False
 

@@ -12,7 +12,7 @@ from perception.belief import Belief, ObjectBelief, RobotBelief
 from policy.blocked_base import BLOCKED_S, BlockedBase, with_blocked_base
 from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
-from policy.posture import PostureReset, escape_route, route_heading
+from policy.posture import ESCAPE_SPEED, PostureReset, backtrack_route, escape_route, route_heading
 from scenarios.loading import load_scenario
 
 DT = 0.05
@@ -160,7 +160,7 @@ def test_a_drive_retry_backs_out_of_a_wedge_heading_held_then_faces_its_route() 
     sliding = np.flatnonzero(np.hypot(actions[:, 0], actions[:, 1]) > 1e-3)
     assert sliding.max() < turning.min() + 2, "the way out holds the heading; the turn comes after it"
     assert r.escaped_m == pytest.approx(sum(np.linalg.norm(b - a) for a, b in zip([np.array(WEDGED[:2])] + route, route)))
-    assert np.hypot(actions[:, 0], actions[:, 1]).max() <= 0.15 + 1e-6
+    assert np.hypot(actions[:, 0], actions[:, 1]).max() <= ESCAPE_SPEED + 1e-6
 
 
 def test_on_open_floor_or_for_a_manipulation_the_drive_reflex_leaves_the_base_where_it_is() -> None:
@@ -171,3 +171,28 @@ def test_on_open_floor_or_for_a_manipulation_the_drive_reflex_leaves_the_base_wh
     assert r.facing is None and np.all(actions[:, 0:3] == 0)
     r, odo, actions = reflex_from(WEDGED, skill="pick")  # a pick's base returns to its start pose, not out
     assert np.all(actions[:, 0:3] == 0)
+
+
+def test_a_drive_retry_backs_out_along_the_way_its_attempt_came() -> None:
+    """The way the failed drive came is free by construction: the reflex retraces its believed
+    poses (heading included) to the last one on open floor, rather than sliding out sideways."""
+    scenario = load_scenario("tidy_table")
+    grid = grid_for(scenario, believed_state(scenario, tidy_belief()))
+    # from open floor west of the corridor, forward and turning left into the wedge
+    trail = [(-0.1 + 0.36 * t, -0.94 + 0.28 * t, 0.45 + 0.7 * t) for t in np.linspace(0, 1, 120)] + [WEDGED] * 40
+    way = backtrack_route(scenario, tidy_belief(), trail)
+    assert way and grid.is_free(way[-1][:2]) and not any(grid.is_free(p[:2]) for p in way[:-1])
+    on_trail = [min(np.linalg.norm(np.asarray(t) - p) for t in trail) for p in way]
+    assert max(on_trail) < 1e-9, "every waypoint is a pose the drive stood at"
+    scenario_reflex = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), Odometry(WEDGED, tidy_belief()),
+                                   scenario, "navigate_to", ("green_box",), max_s=8.0)
+    odo = scenario_reflex.belief
+    scenario_reflex.trail = trail
+    scenario_reflex.reset()
+    while not scenario_reflex.done:
+        odo.move(scenario_reflex.select_action({})[0:3])
+    assert grid.is_free(odo.pose[:2]) and np.linalg.norm(odo.pose[:2] - way[-1][:2]) < 0.02
+    assert scenario_reflex.escaped_m == pytest.approx(sum(np.linalg.norm(b[:2] - a[:2]) for a, b in zip([np.array(WEDGED)] + way, way)))
+    assert backtrack_route(scenario, tidy_belief(), trail[-60:]) is None, "a trail that never left the wedge is no way out"
+    out = tidy_belief().model_copy(update={"robot": RobotBelief(pose=(-0.5, 0.8, 0.0))})
+    assert backtrack_route(scenario, out, trail) == []
