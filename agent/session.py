@@ -79,16 +79,18 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
     return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 
-def posture_factory(world: Any, perception: Any) -> Any:
+def posture_factory(world: Any, perception: Any, dock: bool = False) -> Any:
     """subtask -> the reset reflex the tree runs before an attempt that follows a failure
-    (`policy.posture`), from perception's latest belief and the world's action layout."""
+    (`policy.posture`), from perception's latest belief and the world's action layout; with
+    `dock` (learned skills) it also brings the base onto a manipulation's approach pose before
+    the first attempt."""
     from policy.posture import PostureReset
 
     layout = world.controller.layout
     if "left.pos" not in layout.slices:  # a joint-space world: the reflex drives end-effector targets
         return None
     return lambda subtask: PostureReset(layout.slices, layout.dim, world.control_period, world.hold_action,
-                                        lambda: perception.belief, world.scenario, subtask.skill, list(subtask.args))
+                                        lambda: perception.belief, world.scenario, subtask.skill, list(subtask.args), dock=dock)
 
 
 def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert", trace: Path | str | None = None,
@@ -121,6 +123,6 @@ def build_session(goal: str, scenario: Any, seed: int = 0, policy: str = "expert
         raise
     replanner = PlannerReplanner(sc, previous=result, approach_first=approach_first)
     ex = Executor(world, perception, factory, result.graph, goal=goal, replanner=replanner, config=config,
-                  trace=trace, seed=seed, scenario=sc.name, posture_factory=posture_factory(world, perception))
+                  trace=trace, seed=seed, scenario=sc.name, posture_factory=posture_factory(world, perception, dock=policy != "expert"))
     ex.start(obs)
     return ex

@@ -350,9 +350,10 @@ class PostureLeaf(py_trees.behaviour.Behaviour):
         now = self.ctx.clock()
         if getattr(self.policy, "done", False) or now - self._started >= self.ctx.config.posture_reset_max_s - 1e-9:
             self.feedback_message = f"reset in {now - self._started:.2f} s"
-            escaped = float(getattr(self.policy, "escaped_m", 0.0) or 0.0)  # a drive's way out to open floor
+            moved = {key: round(float(m), 3) for key, attr in (("escape_m", "escaped_m"), ("dock_m", "dock_m"))
+                     if (m := getattr(self.policy, attr, 0.0) or 0.0)}  # a drive's way out; a manipulation's docking
             self.ctx.emit("posture_reset_finished", subtask=self.subtask.id, seconds=round(now - self._started, 3), steps=self.steps,
-                          complete=bool(getattr(self.policy, "done", False)), **({"escape_m": round(escaped, 3)} if escaped else {}))
+                          complete=bool(getattr(self.policy, "done", False)), **moved)
             self.policy = None
             self._note_start()
             return Status.SUCCESS

@@ -12,7 +12,7 @@ from perception.belief import Belief, ObjectBelief, RobotBelief
 from policy.blocked_base import BLOCKED_S, BlockedBase, with_blocked_base
 from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
-from policy.posture import ESCAPE_SPEED, PostureReset, backtrack_route, escape_route, route_heading
+from policy.posture import DOCK_MAX_M, ESCAPE_SPEED, PostureReset, dock_pose, backtrack_route, escape_route, route_heading
 from scenarios.loading import load_scenario
 
 DT = 0.05
@@ -196,3 +196,46 @@ def test_a_drive_retry_backs_out_along_the_way_its_attempt_came() -> None:
     assert backtrack_route(scenario, tidy_belief(), trail[-60:]) is None, "a trail that never left the wedge is no way out"
     out = tidy_belief().model_copy(update={"robot": RobotBelief(pose=(-0.5, 0.8, 0.0))})
     assert backtrack_route(scenario, out, trail) == []
+
+
+def ball_belief(pose) -> Belief:
+    ball = ObjectBelief(id="red_ball", category="ball", colour="red", position=(0.615, -0.213, 0.785), confidence=0.9,
+                        last_seen=1.0, visible=True)
+    return Belief(time=1.0, robot=RobotBelief(pose=pose), objects={"red_ball": ball}, predicates={"on(red_ball, table)": 0.95})
+
+
+def pick_reflex(pose, dock: bool, start_pose=None) -> tuple[PostureReset, Odometry, np.ndarray]:
+    odo = Odometry(pose, ball_belief(pose))
+    r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, load_scenario("tidy_table"), "pick", ("red_ball",),
+                     max_s=8.0, dock=dock)
+    r.start_pose = start_pose
+    r.reset()
+    actions = []
+    while not r.done and len(actions) < 400:
+        a = r.select_action({})
+        odo.move(a[0:3])
+        actions.append(a)
+    return r, odo, np.array(actions)
+
+
+SHORT = (-0.10, -0.03, 0.41)  # tidy seed 2 (session 20): where the learned drive to the red ball was ended, 25 cm short
+
+
+def test_a_learned_pick_first_docks_onto_the_approach_pose_its_drive_was_given() -> None:
+    goal = dock_pose(load_scenario("tidy_table"), ball_belief(SHORT), "pick", ("red_ball",))
+    assert goal is not None and 0.2 < math.hypot(goal[0] - SHORT[0], goal[1] - SHORT[1]) < DOCK_MAX_M
+    r, odo, actions = pick_reflex(SHORT, dock=True)
+    assert r.done and r.docked == goal and r.dock_m == pytest.approx(math.hypot(goal[0] - SHORT[0], goal[1] - SHORT[1]))
+    assert np.linalg.norm(odo.pose[:2] - goal[:2]) < 0.015 and abs(odo.pose[2] - goal[2]) < 0.03
+    assert np.hypot(actions[:, 0], actions[:, 1]).max() <= 0.15 + 1e-6
+
+
+def test_no_docking_for_the_expert_a_retry_or_a_pose_too_far() -> None:
+    r, odo, actions = pick_reflex(SHORT, dock=False)
+    assert r.docked is None and np.all(actions[:, 0:3] == 0)
+    r, odo, actions = pick_reflex(SHORT, dock=True, start_pose=SHORT)  # a retry goes back where its first attempt began
+    assert r.docked is None and np.all(actions[:, 0:3] == 0)
+    far = (-0.6, 0.5, 0.0)
+    assert dock_pose(load_scenario("tidy_table"), ball_belief(far), "pick", ("red_ball",)) is None
+    r, odo, actions = pick_reflex(far, dock=True)
+    assert np.all(actions[:, 0:3] == 0)
