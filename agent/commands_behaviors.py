@@ -187,6 +187,8 @@ def _details(e: dict[str, Any]) -> str:
         return f"{e['count']} actions, |a| mean {e['mean_norm']:.3f} max {e['max_norm']:.3f}"
     if kind == "replanned":
         return f"#{e.get('replans')}: {', '.join(e.get('subtasks', []))} (because {e.get('reason')})"
+    if kind == "goal_not_done":
+        return f"check {e.get('checks')}: {', '.join(e.get('subtasks', []))} still to do"
     if kind == "run_finished":
         o = e["outcome"]
         return f"{o['status'].upper()}" + (f" at {o['failed_subtask']}" if o.get("failed_subtask") else "") + \

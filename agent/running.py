@@ -87,13 +87,14 @@ def execute(ex: Any, console: Console, video: Path | None = None, video_size: tu
                         retries += 1
                     elif kind == "subtask_succeeded":
                         done += 1
-                    elif kind == "replanned":
+                    elif kind in ("replanned", "goal_not_done"):
                         done = 0
-                    if kind in ("subtask_started", "subtask_succeeded", "subtask_failed", "replanned"):
+                    if kind in ("subtask_started", "subtask_succeeded", "subtask_failed", "replanned", "goal_not_done"):
                         text = {"subtask_started": f"→ {e.get('subtask')} {e.get('skill')}{tuple(e.get('args', ()))}",
                                 "subtask_succeeded": f"✓ {e.get('subtask')} succeeded",
                                 "subtask_failed": f"✗ {e.get('subtask')} failed: {e.get('reason')}",
-                                "replanned": f"↻ replanned: {e.get('reason')}"}[kind]
+                                "replanned": f"↻ replanned: {e.get('reason')}",
+                                "goal_not_done": f"↻ the plan is done, the goal not yet: {', '.join(e.get('subtasks', []))} more"}[kind]
                         console.print(f"[{e['time']:6.1f} s] {text}", highlight=False)
                 seen = len(ex.events)
                 if writer is not None:

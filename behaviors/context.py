@@ -41,7 +41,9 @@ class BehaviorConfig(BaseModel):
                                                               "driving after `near` is believed until its base has stood still this long "
                                                               "(it was trained to stop at the approach pose, not where `near` first holds)")
     learned_arrive_max_s: float = Field(10.0, ge=0.0, description="… but no longer than this after `near` is first believed "
-                                                                  "and the base has set off (or after `near`, if it never does)")
+                                                                  "and the base has set off (or after `near`, if it never does); also how long a "
+                                                                  "policy that says `done` may take on a drive that starts near its "
+                                                                  "target (`always_run`), instead of `settle_s`")
     depart_m: float = Field(0.05, gt=0.0, description="base movement (m, and the same in rad of yaw) from its starting pose that "
                                                        "counts as setting off; standing still before it is not arriving")
     arrive_still_m: float = Field(0.015, gt=0.0, description="base movement (m, and the same in rad of yaw) below which it stands still")
@@ -69,6 +71,9 @@ class BehaviorConfig(BaseModel):
                                                              "10/15 with it on the palm)")
     posture_reset_max_s: float = Field(8.0, gt=0.0, description="the reflex ends after this long wherever the arms and base are")
     max_replans: int = Field(2, ge=0, description="repairs the planner may make before the goal is declared failed")
+    max_goal_checks: int = Field(2, ge=0, description="times a finished plan may be found short of its goal (an object unseen "
+                                                      "when it was planned, seen since) and continued before the run succeeds "
+                                                      "on it; 0: a finished plan is a success")
     max_seconds: float = Field(600.0, gt=0.0, description="the whole run's budget")
     action_summary_every: int = Field(20, ge=1, description="ticks between action summaries in the trace")
 

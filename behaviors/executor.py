@@ -82,6 +82,7 @@ class Executor:
         self.events: list[dict[str, Any]] = []
         self.reasons: list[str] = []
         self.replans = 0
+        self.goal_checks = 0
         self.ticks = 0
         self.outcome: RunOutcome | None = None
         self.pause_checks: list[PauseCheck] = []
@@ -149,7 +150,12 @@ class Executor:
             return self._report(paused=self._pause)
         status = self.tree.root.status
         if status == Status.SUCCESS:
-            self._finish("succeeded")
+            left = self._goal_left()
+            if left is None:
+                self._finish("succeeded")
+            else:
+                self._emit("goal_not_done", checks=self.goal_checks, graph=left.to_dict(), subtasks=[s.id for s in left.order()])
+                self._install(left)
         elif status == Status.FAILURE:
             self._recover()
         if not self.finished and not self.ctx.stepped:
@@ -275,6 +281,17 @@ class Executor:
         self._emit("replanned", reason=self.reasons[-1], replans=self.replans, graph=graph.to_dict(),
                    subtasks=[s.id for s in graph.order()])
         self._install(graph)
+
+    def _goal_left(self) -> TaskGraph | None:
+        """Before a finished plan counts as success: what the planner still finds to do for the
+        goal from the belief now (`remaining` on the replanner, which grounds "every object on
+        the table" again: one hidden when the goal was planned may have been seen since), at most
+        `max_goal_checks` times; None when nothing is left."""
+        check = getattr(self.replanner, "remaining", None)
+        if check is None or self.belief is None or self.goal_checks >= self.config.max_goal_checks:
+            return None
+        self.goal_checks += 1
+        return check(self.goal, self.belief)
 
     def _finish(self, status: Literal["succeeded", "failed"], failed: str | None = None) -> None:
         self._summarise_actions(force=True)

@@ -232,6 +232,8 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
                 waited = now - max(self._believed_since, self._moved_at or self._believed_since)
             elif done is None:
                 done = True
+            elif self._arrives and self.subtask.always_run:  # a drive that starts near its target (a repair's way
+                limit = cfg.learned_arrive_max_s  # round to the bin's front): near holds at once, the drive is not over
             if held >= cfg.confirm_s - 1e-9 and (done or waited >= limit - 1e-9):
                 self.feedback_message = f"success confirmed after {self.steps} steps"
                 return Status.SUCCESS

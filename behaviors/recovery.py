@@ -52,3 +52,19 @@ class PlannerReplanner:
         if kind == "clarification":
             raise ReplanRefused(f"the repaired plan needs an answer: {result.question}")
         raise ReplanRefused(getattr(result, "reason", f"the planner returned {result!r}"))
+
+    def remaining(self, goal: str, belief: Belief) -> TaskGraph | None:
+        """What is left of `goal` by the belief now, with objects seen since planning grounded
+        again (`replan(..., reground=True)`): a graph with subtasks, or None when nothing is left
+        or there is no plan to check against."""
+        from planner.replan import replan
+
+        if self.previous is None:
+            return None
+        result = replan(self.previous, belief, self.scenario, failed=None, reason="checked the goal before finishing",
+                        reground=True)
+        if getattr(result, "kind", None) != "plan" or not len(result.graph):
+            return None
+        self.previous = result
+        log.debug("behaviors.goal_left", subtasks=len(result.graph))
+        return result.graph

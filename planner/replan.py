@@ -8,8 +8,11 @@ what the belief now holds: if the cup is already in hand, the chain restarts at 
 the person; if the cup fell, it restarts at looking for it. A manipulation that failed while
 the robot was believed near its target (a place into the bin behind the robot, a pick at the
 edge of reach) is repaired with its drive kept (`approach_first`): `near` held, yet the drive's
-approach pose is what puts the target in front and in reach. The reason and the history of
-repairs travel in the graph's attributes.
+approach pose is what puts the target in front and in reach. With `reground`, a slot that
+takes every candidate by default (tidy's objects: everything on the table) is grounded again
+from the belief and keeps what it had: an object hidden when the goal was planned and seen
+since joins the plan, which is how the executor checks a finished plan against the goal.
+The reason and the history of repairs travel in the graph's attributes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def replan(
     reason: str = "",
     library: Library | None = None,
     max_repairs: int = MAX_REPAIRS,
+    reground: bool = False,
 ) -> Outcome:
     """A repaired PlanResult (reason recorded), or a PlanningError saying why not.
 
@@ -67,7 +71,10 @@ def replan(
         else:
             why = reason or "replanned from the current belief"
         history.append(why)
-        result = build(goal, method, previous.confidence, previous.bindings, scene, lib, reason=why, history=history,
+        bindings = {k: list(v) for k, v in previous.bindings.items()}
+        if reground:
+            bindings = _regrounded(previous, bindings, method, belief, scenario, lib)
+        result = build(goal, method, previous.confidence, bindings, scene, lib, reason=why, history=history,
                        approach_first=approach_first)
         result.graph.attrs["failures"] = failures
         log.info("planner.replan", goal=goal, reason=why, subtasks=len(result.graph), skipped=result.notes)
@@ -77,3 +84,20 @@ def replan(
     except Exception as exc:  # the contract: nothing escapes
         log.exception("planner.replan.internal_error", goal=goal[:100])
         return PlanningError(goal=goal, code="internal", reason=f"replanning failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def _regrounded(previous: PlanResult, bindings: dict[str, list[str]], method, belief: Belief,
+                scenario: Scenario | str | Path, lib: Library) -> dict[str, list[str]]:
+    """`bindings` with every many-valued slot that defaults to all candidates grown by what a
+    fresh grounding of the goal from `belief` binds to it (same method only)."""
+    from planner.planning import plan
+
+    open_slots = [name for name, slot in method.slots.items() if slot.many and slot.default == "all"]
+    if not open_slots:
+        return bindings
+    fresh = plan(previous.goal, scenario, belief, library=lib)
+    if getattr(fresh, "kind", None) != "plan" or fresh.method != previous.method:
+        return bindings
+    for name in open_slots:
+        bindings[name] = bindings.get(name, []) + [i for i in fresh.bindings.get(name, []) if i not in bindings.get(name, [])]
+    return bindings

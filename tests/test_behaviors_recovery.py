@@ -185,3 +185,46 @@ def test_named_skills_start_even_their_first_attempt_with_the_reset():
     assert out.status == "succeeded" and log == ["hand"] * 3  # before its one attempt; not before pick's
     kinds = [int(a[0]) for a in world.actions]
     assert kinds.index(-2) > kinds.index(0) and kinds.index(1) > kinds.index(-2)
+
+
+class GoalChecker(ScriptedReplanner):
+    """A replanner whose `remaining` finds what is left of the goal: the given graphs in turn."""
+
+    def __init__(self, *left: TaskGraph | None) -> None:
+        super().__init__()
+        self.left = list(left)
+        self.checked: list[set[str]] = []
+
+    def remaining(self, goal, belief):
+        self.checked.append({k for k, v in belief.predicates.items() if v >= 0.5})
+        return self.left.pop(0) if self.left else None
+
+
+def test_a_finished_plan_short_of_its_goal_goes_on_with_what_is_left():
+    """'Tidy the table' planned while the can was hidden: the plan finishes, the planner then
+    finds the can on the table, and the run goes on to put it away before it succeeds."""
+    ok = {k: Script(0.3, effects=(f"visible({k})",)) for k in ("pick", "pick2")}
+    world = FakeWorld(ok, ["pick", "pick2"])
+    checker = GoalChecker(graph("pick2"))
+    ex = Executor(world, FakePerception(), FakeFactory(world), graph("pick"), goal="tidy", replanner=checker)
+    ex.start()
+    out = ex.run()
+    ex.close()
+    assert out.status == "succeeded" and out.replans == 0
+    assert len(checker.checked) == 2 and "visible(pick)" in checker.checked[0]  # checked from the belief after the plan
+    ev = next(e for e in ex.events if e["event"] == "goal_not_done")
+    assert ev["subtasks"] == ["pick2"] and ev["checks"] == 1
+    assert [e["subtask"] for e in ex.events if e["event"] == "subtask_succeeded"] == ["pick", "pick2"]
+
+
+def test_goal_checks_are_bounded_and_can_be_switched_off():
+    ok = {"pick": Script(0.3, effects=("visible(pick)",))}
+    for checks, expected in ((0, 0), (2, 2)):
+        world = FakeWorld(ok, ["pick"])
+        checker = GoalChecker(*[graph("pick") for _ in range(5)])  # always finds the same left over
+        ex = Executor(world, FakePerception(), FakeFactory(world), graph("pick"), goal="tidy", replanner=checker,
+                      config=BehaviorConfig(max_goal_checks=checks))
+        ex.start()
+        out = ex.run()
+        ex.close()
+        assert out.status == "succeeded" and len(checker.checked) == expected

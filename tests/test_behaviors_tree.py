@@ -500,3 +500,28 @@ def test_skills_without_an_object_in_hand_are_not_guarded():
     run = ex.root.children[0].children[0].decorated.decorated.children[1]
     assert not any(isinstance(c, py_trees.decorators.EternalGuard) for c in run.children)
     ex.close()
+
+
+@pytest.mark.parametrize("always_run, expected_steps", [(True, 60), (False, 0)])
+def test_an_expert_drive_that_starts_near_its_target_may_finish(always_run, expected_steps):
+    """The expert says when its drive is `done`. A repair's drive to the bin starts within `near`
+    of it (after a pick from the slot beside it); cut off settle_s (2 s) after near, as a pick's
+    settling is, it left the bin behind the robot and every place_in failed (expert tidy seed 27,
+    session 20). An always_run drive now waits for `done` up to learned_arrive_max_s; a drive
+    that is not always_run is skipped as already done."""
+    from tests.behaviors_fakes import FakePolicy, FakeWorld, subtask
+
+    class ExpertDrive(FakePolicy):
+        @property
+        def done(self) -> bool:
+            return self.calls >= 60  # 3 s of driving
+
+    g = TaskGraph(goal="g")
+    g.add(subtask("t1", "near(robot, t1)").model_copy(update={"always_run": always_run}))
+    world = FakeWorld({"t1": Script(0.5, effects=("near(robot, t1)",))}, ["t1"], facts={"near(robot, t1)"})
+    ex = Executor(world, FakePerception(), lambda s: ExpertDrive(0), g, goal="g",
+                  config=BehaviorConfig(confirm_s=0.0, settle_s=2.0, learned_arrive_max_s=10.0))
+    ex.start()
+    assert ex.run().status == "succeeded"
+    assert abs(sum(1 for a in world.actions if a[0] == 0) - expected_steps) <= 1, len(world.actions)
+    ex.close()
