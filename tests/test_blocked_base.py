@@ -239,3 +239,19 @@ def test_no_docking_for_the_expert_a_retry_or_a_pose_too_far() -> None:
     assert dock_pose(load_scenario("tidy_table"), ball_belief(far), "pick", ("red_ball",)) is None
     r, odo, actions = pick_reflex(far, dock=True)
     assert np.all(actions[:, 0:3] == 0)
+
+
+def test_no_docking_with_something_in_hand() -> None:
+    """Before a place_in the ball is in hand: the reflex does not carry it across the floor."""
+    held = ball_belief(SHORT).model_copy(update={"predicates": {"holding(red_ball)": 0.95}})
+    held.objects["red_ball"] = held.objects["red_ball"].model_copy(update={"at_hand": "right"})
+    odo = Odometry(SHORT, held)
+    r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, load_scenario("tidy_table"), "place_in",
+                     ("red_ball", "bin"), max_s=8.0, dock=True)
+    r.reset()
+    actions = []
+    while not r.done and len(actions) < 400:
+        a = r.select_action({})
+        odo.move(a[0:3])
+        actions.append(a)
+    assert r.held == {"right"} and r.docked is None and np.all(np.array(actions)[:, 0:3] == 0)
