@@ -163,3 +163,32 @@ def chain(ids: list[str], **kw: Any) -> TaskGraph:
 
 def approx(a: float, b: float) -> bool:
     return math.isclose(a, b, abs_tol=1e-6)
+
+
+class Odometry:
+    """A belief (`b`) whose base pose integrates the robot-frame base commands sent (`move`),
+    every `dt`: the reset reflex's own driving, with no simulator."""
+
+    def __init__(self, pose: tuple[float, float, float], b: Belief, dt: float = 0.05) -> None:
+        self.pose = np.array(pose, float)
+        self.b = b
+        self.dt = dt
+
+    def __call__(self) -> Belief:
+        return self.b.model_copy(update={"robot": RobotBelief(pose=tuple(self.pose))})
+
+    def move(self, base_cmd: np.ndarray) -> None:
+        c, s = math.cos(self.pose[2]), math.sin(self.pose[2])
+        vx, vy, wz = base_cmd
+        self.pose += self.dt * np.array([c * vx - s * vy, s * vx + c * vy, wz])
+
+
+def run_reflex(reflex: Any, odometry: Odometry, limit: int = 400) -> np.ndarray:
+    """Step a reset reflex (already `reset()`) until `done`, its base commands moving
+    `odometry`; the actions it sent."""
+    actions = []
+    while not reflex.done and len(actions) < limit:
+        a = reflex.select_action({})
+        odometry.move(a[0:3])
+        actions.append(a)
+    return np.array(actions)

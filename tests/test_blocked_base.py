@@ -14,6 +14,7 @@ from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
 from policy.posture import DOCK_MAX_M, ESCAPE_SPEED, PostureReset, dock_pose, backtrack_route, escape_route, route_heading
 from scenarios.loading import load_scenario
+from tests.behaviors_fakes import Odometry, run_reflex
 
 DT = 0.05
 BASE = slice(0, 3)
@@ -106,21 +107,6 @@ def test_only_drives_are_watched_and_a_world_without_a_base_gets_nothing() -> No
     assert with_blocked_base(factory, world, None) is factory
 
 
-class Odometry:
-    """The believed base pose, moved by the reflex's own base commands."""
-
-    def __init__(self, pose, b: Belief) -> None:
-        self.pose = np.array(pose, float)
-        self.b = b
-
-    def __call__(self) -> Belief:
-        return self.b.model_copy(update={"robot": RobotBelief(pose=tuple(self.pose))})
-
-    def move(self, cmd: np.ndarray) -> None:
-        c, s = math.cos(self.pose[2]), math.sin(self.pose[2])
-        self.pose += DT * np.array([c * cmd[0] - s * cmd[1], s * cmd[0] + c * cmd[1], cmd[2]])
-
-
 def tidy_belief() -> Belief:
     box = ObjectBelief(id="green_box", category="box", colour="green", position=(0.8, 0.0, 0.8), confidence=0.9,
                        last_seen=1.0, visible=True)
@@ -129,16 +115,12 @@ def tidy_belief() -> Belief:
 
 
 def reflex_from(pose, skill: str = "navigate_to") -> tuple[PostureReset, Odometry, np.ndarray]:
+    """The drive reflex in the tidy room from `pose`, until done."""
     scenario = load_scenario("tidy_table")
-    odo = Odometry(pose, tidy_belief())
+    odo = Odometry(pose, tidy_belief(), DT)
     r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, scenario, skill, ("green_box",), max_s=8.0)
     r.reset()
-    actions = []
-    while not r.done and len(actions) < 400:
-        a = r.select_action({})
-        odo.move(a[0:3])
-        actions.append(a)
-    return r, odo, np.array(actions)
+    return r, odo, run_reflex(r, odo)
 
 
 def test_a_drive_retry_backs_out_of_a_wedge_heading_held_then_faces_its_route() -> None:
@@ -184,15 +166,13 @@ def test_a_drive_retry_backs_out_along_the_way_its_attempt_came() -> None:
     assert way and grid.is_free(way[-1][:2]) and not any(grid.is_free(p[:2]) for p in way[:-1])
     on_trail = [min(np.linalg.norm(np.asarray(t) - p) for t in trail) for p in way]
     assert max(on_trail) < 1e-9, "every waypoint is a pose the drive stood at"
-    scenario_reflex = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), Odometry(WEDGED, tidy_belief()),
-                                   scenario, "navigate_to", ("green_box",), max_s=8.0)
-    odo = scenario_reflex.belief
-    scenario_reflex.trail = trail
-    scenario_reflex.reset()
-    while not scenario_reflex.done:
-        odo.move(scenario_reflex.select_action({})[0:3])
-    assert grid.is_free(odo.pose[:2]) and np.linalg.norm(odo.pose[:2] - way[-1][:2]) < 0.02
-    assert scenario_reflex.escaped_m == pytest.approx(sum(np.linalg.norm(b[:2] - a[:2]) for a, b in zip([np.array(WEDGED)] + way, way)))
+    odo = Odometry(WEDGED, tidy_belief(), DT)
+    r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, scenario, "navigate_to", ("green_box",), max_s=8.0)
+    r.trail = trail
+    r.reset()
+    run_reflex(r, odo)
+    assert r.done and grid.is_free(odo.pose[:2]) and np.linalg.norm(odo.pose[:2] - way[-1][:2]) < 0.02
+    assert r.escaped_m == pytest.approx(sum(np.linalg.norm(b[:2] - a[:2]) for a, b in zip([np.array(WEDGED)] + way, way)))
     assert backtrack_route(scenario, tidy_belief(), trail[-60:]) is None, "a trail that never left the wedge is no way out"
     out = tidy_belief().model_copy(update={"robot": RobotBelief(pose=(-0.5, 0.8, 0.0))})
     assert backtrack_route(scenario, out, trail) == []
@@ -205,17 +185,12 @@ def ball_belief(pose) -> Belief:
 
 
 def pick_reflex(pose, dock: bool, start_pose=None) -> tuple[PostureReset, Odometry, np.ndarray]:
-    odo = Odometry(pose, ball_belief(pose))
+    odo = Odometry(pose, ball_belief(pose), DT)
     r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, load_scenario("tidy_table"), "pick", ("red_ball",),
                      max_s=8.0, dock=dock)
     r.start_pose = start_pose
     r.reset()
-    actions = []
-    while not r.done and len(actions) < 400:
-        a = r.select_action({})
-        odo.move(a[0:3])
-        actions.append(a)
-    return r, odo, np.array(actions)
+    return r, odo, run_reflex(r, odo)
 
 
 SHORT = (-0.10, -0.03, 0.41)  # tidy seed 2 (session 20): where the learned drive to the red ball was ended, 25 cm short
@@ -245,13 +220,9 @@ def test_no_docking_with_something_in_hand() -> None:
     """Before a place_in the ball is in hand: the reflex does not carry it across the floor."""
     held = ball_belief(SHORT).model_copy(update={"predicates": {"holding(red_ball)": 0.95}})
     held.objects["red_ball"] = held.objects["red_ball"].model_copy(update={"at_hand": "right"})
-    odo = Odometry(SHORT, held)
+    odo = Odometry(SHORT, held, DT)
     r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, load_scenario("tidy_table"), "place_in",
                      ("red_ball", "bin"), max_s=8.0, dock=True)
     r.reset()
-    actions = []
-    while not r.done and len(actions) < 400:
-        a = r.select_action({})
-        odo.move(a[0:3])
-        actions.append(a)
-    assert r.held == {"right"} and r.docked is None and np.all(np.array(actions)[:, 0:3] == 0)
+    actions = run_reflex(r, odo)
+    assert r.held == {"right"} and r.docked is None and np.all(actions[:, 0:3] == 0)

@@ -12,6 +12,7 @@ from perception.belief import Belief, ObjectBelief, PersonBelief, RobotBelief
 from policy.expert.motion import CARRY_POS, DRIVE_POS, HEAD_CAMERA
 from policy.posture import PostureReset, held_sides, look_point
 from scenarios.loading import load_scenario
+from tests.behaviors_fakes import Odometry, run_reflex
 
 # The world's EE_POSE layout (scenarios/controllers.py).
 SLICES = {"base": slice(0, 3), "left.pos": slice(3, 6), "left.rot": slice(6, 9), "left.gripper": slice(9, 10),
@@ -141,34 +142,13 @@ def test_the_session_gives_the_tree_a_reset_for_an_end_effector_world_only() -> 
         joint.close()
 
 
-class Odometry:
-    """A belief whose base pose integrates the reflex's own base commands (robot frame)."""
-
-    def __init__(self, pose: tuple[float, float, float]) -> None:
-        self.pose = np.array(pose, float)
-        self.b = belief()
-
-    def __call__(self) -> Belief:
-        return self.b.model_copy(update={"robot": RobotBelief(pose=tuple(self.pose))})
-
-    def move(self, base_cmd: np.ndarray) -> None:
-        c, s = math.cos(self.pose[2]), math.sin(self.pose[2])
-        vx, vy, wz = base_cmd
-        self.pose += DT * np.array([c * vx - s * vy, s * vx + c * vy, wz])
-
-
 def drive(skill: str, drifted: tuple[float, float, float], start=(0.0, 0.0, 0.0)) -> tuple[PostureReset, Odometry, np.ndarray]:
-    odo = Odometry(drifted)
+    odo = Odometry(drifted, belief(), DT)
     r = PostureReset(SLICES, 19, DT, lambda: after_failed_pick().astype(np.float32), odo, load_scenario("kitchen"), skill,
                      ("red_cup",) if skill == "pick" else ("yellow_box", "person_1"), max_s=8.0)
     r.start_pose = start
     r.reset()
-    actions = []
-    while not r.done and len(actions) < 400:
-        a = r.select_action({})
-        odo.move(a[0:3])
-        actions.append(a)
-    return r, odo, np.array(actions)
+    return r, odo, run_reflex(r, odo)
 
 
 def test_a_manipulation_drives_back_to_where_its_first_attempt_began_once_the_arms_are_home() -> None:
