@@ -200,11 +200,13 @@ def held_sides(belief: Belief | None) -> set[str]:
 
 class PostureReset:
     """The reflex as a policy: `reset()`, `select_action(obs)`, `predict_action_chunk(obs)`, and
-    `done` once the arms are home, the head is on the point and, for a manipulation with a
-    `start_pose`, the base is back there (or `max_s` has passed).
+    `done` once the arms are home, the head is on the point and the base where it goes: for a
+    manipulation with a `start_pose` back there, for a first one with `dock` and empty hands on
+    its approach pose, for a drive out on open floor and facing its route (or `max_s` has passed).
 
     `hold_action` gives the action that changes nothing (the world's), the reflex's starting
-    targets; `belief` the latest belief; `layout_slices` / `action_dim` the EE_POSE layout."""
+    targets; `belief` the latest belief; `layout_slices` / `action_dim` the EE_POSE layout. The
+    tree sets `start_pose` and `trail` (a failed drive's believed poses) before `reset()`."""
 
     name = "posture_reset"
 
