@@ -62,6 +62,10 @@ class ReplanRefused(Exception):
 
 @runtime_checkable
 class Replanner(Protocol):
-    """Returns a repaired graph for `goal` from the current belief, or raises ReplanRefused."""
+    """Returns a repaired graph for `goal` from the current belief, or raises ReplanRefused.
+
+    One may also have `remaining(goal, belief) -> TaskGraph | None` (what is left of the goal
+    once a plan has finished; `behaviors.recovery.PlannerReplanner`): the executor checks a
+    finished plan with it before the run succeeds."""
 
     def __call__(self, goal: str, belief: Belief, graph: TaskGraph, failed: Subtask, reasons: list[str]) -> TaskGraph: ...

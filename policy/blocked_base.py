@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from perception.belief import Belief
+from policy.expert.geometry import wrap
 
 BLOCKED_S = 2.0  # s commanded without moving
 MIN_SPEED = 0.03  # m/s: a commanded translation at least this fast (wedged drives pushed at 0.05-0.1)
@@ -64,7 +65,7 @@ class BlockedBase:
         commanded = speed >= MIN_SPEED or abs(wz) >= MIN_TURN
         moved = self._anchor is not None and (
             math.hypot(*(pose[:2] - self._anchor[:2])) > MOVED_M
-            or abs((pose[2] - self._anchor[2] + math.pi) % (2 * math.pi) - math.pi) > MOVED_RAD)
+            or abs(wrap(pose[2] - self._anchor[2])) > MOVED_RAD)
         if not commanded or moved or self._since is None:
             self._since, self._anchor, self._pushed = (belief.time, pose, speed) if commanded else (None, None, 0.0)
             return

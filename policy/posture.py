@@ -24,27 +24,26 @@ The reflex:
   (20 cm in one measured serve), and its retry from there is a pick from off the pose its
   drive stopped at;
 - before a learned manipulation's first attempt with empty hands (`dock`: a pick), the base
-  drives, slowly, onto the
-  approach pose planned from the belief for what it acts on (the pose a drive there is given,
-  `policy.navigation_goal.plan_route`) when it stands within `DOCK_MAX_M` of it and the straight
-  way there is clear: a learned drive slows to a creep near its goal and is ended
-  `learned_arrive_max_s` after `near` holds, and in tidy seed 2 (session 20) it stopped 25 cm
-  short and 0.4 rad off the red ball's pose; every learned pick from there closed on the ball at
-  full reach and let it go, 3 x 30 s. (Docked with the ball in hand too, before place_in, the
-  learned tidy lost the ball in 3 of 4 seeds, 0.15 m of docking then 3.7 s to the loss in one:
-  a held object is not carried across the floor by the reflex);
+  drives, slowly, onto the approach pose planned from the belief for what it acts on (the pose a
+  drive there is given, `policy.navigation_goal.plan_route`) when it stands within `DOCK_MAX_M`
+  of it and the straight way there is clear: a learned drive slows to a creep near its goal and
+  is ended `learned_arrive_max_s` after `near` holds, and in tidy seed 2 (session 20) it stopped
+  25 cm short and 0.4 rad off the red ball's pose; every learned pick from there closed on the
+  ball at full reach and let it go, 3 x 30 s. (Docked with the ball in hand too, before
+  place_in, the learned tidy lost the ball in 3 of 4 seeds, 0.15 m of docking then 3.7 s to the
+  loss in one: a held object is not carried across the floor by the reflex);
 - for a drive (navigate_to) the base backs out to open floor when it stands where the expert's
   occupancy grid (on the room as believed: the static map, people and objects from the belief)
   has no room for it: back along the way the failed attempt came (`trail`, its believed poses,
   to the last one on open floor, at most `BACKTRACK_MAX_M`), since that way is free by
   construction — a base jammed between the bin and a table leg did not move at all when told to
-  slide out sideways (tidy seed 2, session 20) — else by `escape_path`, heading held; then,
-  more than `FACE_MIN_M` from the
-  drive's goal pose, turns on the spot to face its route (the point `LOOKAHEAD_M` along the
-  route planned from the belief, as `policy.navigation_goal` tells the drive): a learned drive
-  that wedged itself against furniture (`policy.blocked_base`) otherwise retried from the
-  wedge, and, backed out but still facing it, drove forward and turned into it again within 2 s
-  (tidy seed 2, session 20), where the expert turns towards its route before it drives.
+  slide out sideways (tidy seed 2, session 20) — else by `escape_path`, heading held; then, more
+  than `FACE_MIN_M` from the drive's goal pose, turns on the spot to face its route (the point
+  `LOOKAHEAD_M` along the route planned from the belief, as `policy.navigation_goal` tells the
+  drive): a learned drive that wedged itself against furniture (`policy.blocked_base`) otherwise
+  retried from the wedge, and, backed out but still facing it, drove forward and turned into it
+  again within 2 s (tidy seed 2, session 20), where the expert turns towards its route before it
+  drives.
 
 It reads the belief and its own commanded targets only, never the simulator's ground truth,
 and speaks LeRobot's policy methods, so the tree runs it like any skill policy.
@@ -59,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from perception.belief import Belief
+from policy.expert.geometry import wrap
 from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT, PAN_LIMIT, TILT_RANGE, Command
 from scenarios.robot import SIDES
 from scenarios.schema import Scenario
@@ -73,8 +73,8 @@ RETURN_SKILLS = ("pick", "place", "place_in", "handover")
 ESCAPE_SKILLS = ("navigate_to",)
 BACKTRACK_MAX_M = 2.0  # m of the failed drive's way back that the reflex retraces at most
 BACKTRACK_STEP_M, BACKTRACK_STEP_RAD = 0.05, 0.1  # the way back's waypoints, at least this far apart
-WAYPOINT_TOL_M, WAYPOINT_TOL_RAD = 0.03, 0.1
-ESCAPE_SPEED, ESCAPE_TURN = 0.25, 1.0  # m/s, rad/s along the way out (free by construction or by the model)  # passing a waypoint of the way out (the last: RETURN_TOL_*)
+WAYPOINT_TOL_M, WAYPOINT_TOL_RAD = 0.03, 0.1  # passing a waypoint of the way out (the last: RETURN_TOL_*)
+ESCAPE_SPEED, ESCAPE_TURN = 0.25, 1.0  # m/s, rad/s along the way out (free by construction or by the model)
 DOCK_MAX_M = 0.5  # m: farther from the approach pose, the base stays (a drive there is the way)
 FACE_MIN_M = 1.0  # m from the goal pose: nearer, the drive's own final heading matters more than the route's
 FACE_TURN = 1.0  # rad/s, as the expert turns
@@ -136,7 +136,7 @@ def backtrack_route(scenario: Scenario, belief: Belief, trail: Sequence[Sequence
     for pose in reversed(trail):
         p = np.asarray(pose, float)
         step = float(np.linalg.norm(p[:2] - last[:2]))
-        if step < BACKTRACK_STEP_M and abs((p[2] - last[2] + math.pi) % (2 * math.pi) - math.pi) < BACKTRACK_STEP_RAD:
+        if step < BACKTRACK_STEP_M and abs(wrap(p[2] - last[2])) < BACKTRACK_STEP_RAD:
             continue
         length += step
         if length > max_m:
@@ -229,7 +229,6 @@ class PostureReset:
         self.start_pose: tuple[float, float, float] | None = None  # set by the tree before reset()
         self.trail: list[tuple[float, float, float]] = []  # a failed drive's believed poses, set by the tree before reset()
         self.dock = dock  # before a manipulation's first attempt, onto its approach pose (learned skills)
-        self.docked: tuple[float, float, float] | None = None  # where it docked to, once planned
         self.cmd: Command | None = None
         self.held: set[str] = set()
         self.phase = "open"
@@ -246,7 +245,7 @@ class PostureReset:
         self.escaped_m = 0.0  # the length of that way out
         self.facing: float | None = None  # the heading the drive's route starts in, once out (None: no turn)
         self._faced = False
-        self.docked = None
+        self.docked: tuple[float, float, float] | None = None  # the approach pose it docks to, once planned
         self.dock_m = 0.0  # how far it was to the approach pose
         self._dock_planned = False
         # rise at most LIFT_M, and not above the driving posture unless already there
@@ -297,7 +296,7 @@ class PostureReset:
         if self.start_pose is None:
             if not self.dock or self.held:  # not with something in hand: carried across the floor, a ball crept out
                 return True
-            if self._dock_planned is False:
+            if not self._dock_planned:
                 self._dock_planned = True
                 self.docked = dock_pose(self.scenario, belief, self.skill, self.args)
                 if self.docked is not None:
@@ -342,7 +341,7 @@ class PostureReset:
         gx, gy, gyaw = goal
         dx, dy = gx - x, gy - y
         dist = math.hypot(dx, dy)
-        err = (gyaw - yaw + math.pi) % (2 * math.pi) - math.pi
+        err = wrap(gyaw - yaw)
         if dist > max_m or (dist < tol[0] and abs(err) < tol[1]):
             cmd.base = np.zeros(3)
             return True
