@@ -18,7 +18,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scenarios.ground_truth import PrivilegedState
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class EpisodeResult:
     world_seconds: float = 0.0
     wall_seconds: float = 0.0
     error: str | None = None
+    world_unmet: dict[str, str] = field(default_factory=dict)  # success predicate false in the world -> where its object ended
 
 
 @dataclass
@@ -84,6 +88,35 @@ def episodes_for(scenarios: list[str], goals: list[str] | None, seeds: int, poli
     return out
 
 
+def whereabouts(world: PrivilegedState, entity: str) -> str:
+    """Where an object ended, in words a failure report can be read by ("on floor at (0.93, -0.35, 0.04)")."""
+    obj = world.objects.get(entity)
+    if obj is None:
+        return f"{entity} (not an object)"
+    if obj.held_by:
+        place = f"held ({obj.held_by} hand)"
+    elif obj.inside:
+        place = f"in {obj.inside}"
+    elif obj.rests_on:
+        place = f"on {obj.rests_on}"
+    else:
+        place = "touching nothing"
+    return f"{place} at ({obj.pos[0]:.2f}, {obj.pos[1]:.2f}, {obj.pos[2]:.2f})"
+
+
+def unmet_success(world: PrivilegedState, success: tuple[str, ...]) -> dict[str, str]:
+    """The goal's success predicates that do not hold in the world, each with where its first
+    argument ended: a failed tidy says which object is missing from the bin and where it went."""
+    from scenarios.predicates import Predicate
+
+    unmet = {}
+    for text in success:
+        if not world.holds(text):
+            args = Predicate.parse(text).args
+            unmet[text] = whereabouts(world, args[0]) if args else ""
+    return unmet
+
+
 def run_episode(ep: Episode, trace_dir: str | None = None) -> EpisodeResult:
     """One goal, one seed, in this process (call through a worker pool)."""
     import os
@@ -110,14 +143,15 @@ def run_episode(ep: Episode, trace_dir: str | None = None) -> EpisodeResult:
     try:
         outcome = ex.run()
         world = ex.world.privileged_state()
-        world_ok = all(world.holds(p) for p in ep.success)
+        unmet = unmet_success(world, ep.success)
+        world_ok = not unmet
         failed = outcome.failed_subtask
         skill = ex.graph[failed].skill if failed and failed in ex.graph else None
         retries = sum(1 for e in ex.events if e["event"] == "subtask_retry")
         return EpisodeResult(
             ep.scenario, ep.goal, ep.seed, ep.policy, outcome.status == "succeeded", world_ok, failed, skill,
             outcome.reasons[0] if outcome.reasons else None, outcome.replans, retries, outcome.time_s,
-            time.perf_counter() - started,
+            time.perf_counter() - started, world_unmet=unmet,
         )
     except Exception as exc:  # noqa: BLE001 - one broken episode must not end the evaluation
         return EpisodeResult(ep.scenario, ep.goal, ep.seed, ep.policy, False, False, reason=f"crashed: {exc}",
@@ -207,6 +241,15 @@ def write_reports(results: list[EpisodeResult], rows: list[Row], out: Path, poli
         skills = ", ".join(f"{k} {v}" for k, v in row.failures_by_skill.most_common()) or "-"
         lines.append(f"| {row.scenario} | {row.goal} | {row.agent_successes}/{row.episodes} ({row.rate:.0%}) | "
                      f"{row.world_successes}/{row.episodes} | {row.false_successes} | {skills} | {row.mean_world_seconds:.1f} |")
+    failed = [r for r in results if not (r.agent_success and r.world_success)]
+    if failed:
+        lines += ["", "## Runs that failed (by the agent or the world)", "",
+                  "| scenario | goal | seed | failed subtask | reason | not so in the world |", "|---|---|---|---|---|---|"]
+        for r in failed:
+            unmet = "; ".join(f"{p}: {where}" for p, where in r.world_unmet.items()) or "-"
+            subtask = f"{r.failed_subtask} {r.failed_skill}" if r.failed_subtask else (r.failed_skill or "-")
+            reason = (r.reason or ("agent: succeeded" if r.agent_success else "-")).replace("|", "/")
+            lines.append(f"| {r.scenario} | {r.goal} | {r.seed} | {subtask} | {reason} | {unmet} |")
     paths["markdown"].write_text("\n".join(lines) + "\n")
     _chart(rows, paths["png"], policy)
     return paths

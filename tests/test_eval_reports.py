@@ -75,3 +75,27 @@ def test_each_finished_episode_is_logged_as_it_finishes(tmp_path: Path, monkeypa
         evaluation.evaluate(episodes_for(["kitchen"], ["serve a drink to the person"], 4, "vla"), log=log)
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [(x["seed"], x["agent_success"], x["world_success"]) for x in lines] == [(0, True, True), (1, True, False)]
+
+
+def test_a_failed_goal_says_which_object_is_not_where_it_should_be_and_where_it_is(tmp_path: Path):
+    from agent.evaluation import unmet_success
+    from scenarios.world import SimWorld
+
+    world = SimWorld("tidy_table")
+    try:
+        world.reset(seed=0)
+        truth = world.privileged_state()
+    finally:
+        world.close()
+    unmet = unmet_success(truth, ("in(blue_can, bin)", "in(red_ball, bin)", "not in(green_box, bin)"))
+    assert set(unmet) == {"in(blue_can, bin)", "in(red_ball, bin)"}  # the box is not in the bin: that one holds
+    assert unmet["in(red_ball, bin)"].startswith("on table at (")
+    x, y, z = truth.objects["red_ball"].pos
+    assert f"({x:.2f}, {y:.2f}, {z:.2f})" in unmet["in(red_ball, bin)"]
+
+    failed = EpisodeResult("tidy_table", "tidy the table", 3, "vla", False, False, "t8", "place_in", "t8: dropped",
+                           world_unmet=unmet)
+    paths = write_reports([failed], summarise([failed]), tmp_path, "vla")
+    report = paths["markdown"].read_text()
+    assert "| tidy_table | tidy the table | 3 | t8 place_in | t8: dropped | in(blue_can, bin): on table at (" in report
+    assert json.loads(paths["json"].read_text())["episodes"][0]["world_unmet"] == unmet
