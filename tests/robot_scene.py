@@ -42,7 +42,8 @@ def scene_xml(
     </body>"""
     return f"""
 <mujoco model="robot_test_scene">
-  <option timestep="0.002" cone="elliptic" impratio="10" integrator="{integrator}"/>
+  <option timestep="0.002" cone="elliptic" impratio="10" noslip_iterations="10"
+          integrator="{integrator}"/>
   <visual>
     <quality shadowsize="1024" offsamples="0"/>
     <global offwidth="640" offheight="480"/>
