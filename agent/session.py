@@ -63,9 +63,8 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         )
     from policy.vla import VLAPolicy
 
-    from policy.blocked_base import with_blocked_base
-    from policy.grip_guard import with_grip_guard
     from policy.navigation_goal import with_goals
+    from policy.safeguards import with_safeguards
 
     model = VLAPolicy.from_pretrained(checkpoint)
 
@@ -73,9 +72,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         model.reset()
         return model
 
-    # a learned skill never opens a hand that holds what it does not release (policy.grip_guard),
-    # and a drive whose base is commanded but does not move ends its attempt (policy.blocked_base)
-    guarded = with_blocked_base(with_grip_guard(make, world, perception), world, perception)
+    guarded = with_safeguards(make, world, perception)  # grip guard, grasp depth, blocked base
     return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 

@@ -283,6 +283,10 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         overridden = getattr(self.policy, "closed_steps", 0) if self.policy is not None else 0
         if overridden:  # the grip guard kept a hand closed that the policy opened (policy.grip_guard)
             self.ctx.emit("grip_guard", subtask=self.subtask.id, skill=self.subtask.skill, actions=int(overridden))
+        regrasps = getattr(self.policy, "regrasps", 0) if self.policy is not None else 0
+        if regrasps:  # a pick that closed on a ball past its middle took it again deeper (policy.grasp_depth)
+            self.ctx.emit("regrasp", subtask=self.subtask.id, skill=self.subtask.skill, count=int(regrasps),
+                          opening_m=round(float(self.policy.opening_m), 4), depth_m=round(float(self.policy.depth_m), 4))
         self.policy = None
 
     def _fail(self, reason: str) -> Status:

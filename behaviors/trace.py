@@ -9,6 +9,8 @@ Events (each line has `event`, `ts` (wall clock, ISO), `tick` and `time` (world 
     actions          summary of the last N actions (count, mean and max norm, the last one)
     belief_changed   predicates whose truth flipped (became_true, became_false)
     grip_guard       at an attempt's end, how many of its actions the grip guard changed (actions)
+    regrasp          at a pick's end, if it closed on a ball past its middle and took it again deeper
+                     (count, opening_m: the opening it closed to, depth_m: how far the hand went in)
     replanned        reason, graph
     paused           why the debugger paused (breakpoint, forced result)
     run_finished     outcome (RunOutcome)

@@ -138,12 +138,11 @@ def _factory(policy: str, world, checkpoint: Path | None, runtime: str = "recedi
     if key not in _POLICIES:
         model = VLAPolicy.from_pretrained(checkpoint)
         _POLICIES[key] = (make_executor(model, runtime, model.config.n_action_steps), model.config.env_state_dim)
-    from policy.blocked_base import with_blocked_base
-    from policy.grip_guard import with_grip_guard
     from policy.navigation_goal import with_goals
+    from policy.safeguards import with_safeguards
 
     runner, env_dim = _POLICIES[key]
-    guarded = with_blocked_base(with_grip_guard(lambda subtask: runner, world, perception), world, perception)
+    guarded = with_safeguards(lambda subtask: runner, world, perception)
     return with_goals(guarded, env_dim, world.scenario, perception)
 
 

@@ -135,6 +135,7 @@ ARM_REACH = UPPER_ARM_LENGTH + FOREARM_LENGTH + HAND_LENGTH
 BASE_HALF_EXTENTS = (0.245, 0.255)  # footprint half length (x) and half width (y)
 BASE_TOP_HEIGHT = 0.28
 GRIPPER_MAX_OPENING = 0.10
+PAD_HALF_LENGTH = 0.022  # the pads' faces reach this far either side of the grasp site along the approach (site x)
 GRIPPER_FORCE_LIMIT = 25.0
 MASS = 68.8
 
