@@ -250,3 +250,59 @@ def test_side_grasp_lifts_a_cup_by_friction_and_holds_it(side: str) -> None:
         ctrl.step(action)
     assert data.xpos[cup][2] < mid + 0.05
     assert math.isfinite(float(data.qpos.sum()))
+
+
+def _held_ball(offset: tuple[float, float, float], seconds: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """The tidy table's ball put between the right pads at `offset` (grasp-site frame), the hand
+    closed on it and held still in front of the robot: where it is in the pads' frame once they
+    have closed, and `seconds` later."""
+    from scenarios.world import SimWorld
+
+    world = SimWorld("tidy_table")
+    try:
+        world.reset(seed=0)
+        m, d = world.model, world.data
+        site = m.site(R.grasp_site("right")).id
+        ball = m.body("red_ball").id
+        adr, dof = m.jnt_qposadr[m.body_jntadr[ball]], m.body_dofadr[ball]
+        action = world.hold_action().copy()
+        action[world.controller.layout.slices["right.pos"]] = (0.45, -0.25, 1.05)
+
+        def held() -> np.ndarray:
+            return d.site_xmat[site].reshape(3, 3).T @ (d.xpos[ball] - d.site_xpos[site])
+
+        with world.cameras_off():
+            for _ in range(60):
+                world.step(action)
+            d.qpos[adr:adr + 3] = d.site_xpos[site] + d.site_xmat[site].reshape(3, 3) @ np.asarray(offset)
+            d.qvel[dof:dof + 6] = 0.0
+            mujoco.mj_forward(m, d)
+            action[world.controller.layout.slices["right.gripper"]] = 1.0
+            for _ in range(10):  # the fingers close on it
+                world.step(action)
+            start = held()
+            for _ in range(int(seconds / world.control_period)):
+                world.step(action)
+            return start, held()
+    finally:
+        world.close()
+
+
+def test_a_ball_held_off_the_pads_centre_stays_where_it_is_held() -> None:
+    """MuJoCo's soft friction let a held ball creep ~0.2 mm/s through a still, closed hand and
+    3.7 cm in 3.5 s while an arm swung it (session 20); the noslip post-solver stops the creep.
+    Pads 4.4 cm square hold a ball 1.8 cm off their centre across them where it was put (2.8 cm
+    wide ones let it slide to their edge, 2.3 cm, and drop out of a moving hand)."""
+    toward_tips = np.array([0.02, 0.0, 0.0])
+    start, end = _held_ball(tuple(toward_tips))
+    assert np.linalg.norm(start - toward_tips) < 0.005 and np.linalg.norm(end - start) < 0.0005  # 1.3 mm without noslip
+    below = np.array([0.0, 0.0, -0.018])  # across the pads, below their centre: gravity pulls it out
+    start, end = _held_ball(tuple(below))
+    assert np.linalg.norm(end - below) < 0.003 and np.linalg.norm(end - start) < 0.0005
+
+
+def test_the_pads_half_length_along_the_approach_matches_the_model() -> None:
+    model = mujoco.MjModel.from_xml_path(str(R.HUMANOID_XML))
+    for side in R.SIDES:
+        for pad in R.pad_geoms(side):
+            assert model.geom(pad).size[2] == pytest.approx(R.PAD_HALF_LENGTH)  # pad z is the approach (grasp-site x)
