@@ -1,4 +1,4 @@
-"""A learned pick that closes on a ball above its middle takes it again, deeper.
+"""A learned pick that closes on a ball past its middle takes it again, deeper.
 
 Flat pads hold a sphere only while its centre lies within their faces: the learned pick often
 closes with the hand a few centimetres short along its approach, so the pads' tip edges pinch the
@@ -139,7 +139,7 @@ class GraspDepth:
                 t["phase"], t["t"] = "deepen", 0.0
         elif t["phase"] == "deepen":
             there = cmd.move(side, t["goal"], speed=MOVE_SPEED)
-            if there and t["t"] >= 0.2 or t["t"] >= PHASE_MAX_S:
+            if (there and t["t"] >= 0.2) or t["t"] >= PHASE_MAX_S:
                 t["phase"], t["t"] = "close", 0.0
         elif t["phase"] == "close":
             cmd.gripper(side, 1.0)
