@@ -244,7 +244,7 @@ def write_reports(results: list[EpisodeResult], rows: list[Row], out: Path, poli
     failed = [r for r in results if not (r.agent_success and r.world_success)]
     if failed:
         lines += ["", "## Runs that failed (by the agent or the world)", "",
-                  "| scenario | goal | seed | last failed subtask | first failure (repairs followed) | not so in the world |", "|---|---|---|---|---|---|"]
+                  "| scenario | goal | seed | last failed subtask | first failure | not so in the world |", "|---|---|---|---|---|---|"]
         for r in failed:
             unmet = "; ".join(f"{p}: {where}" for p, where in r.world_unmet.items()) or "-"
             subtask = f"{r.failed_subtask} {r.failed_skill}" if r.failed_subtask else (r.failed_skill or "-")
