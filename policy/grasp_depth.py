@@ -111,7 +111,7 @@ class GraspDepth:
         window = max(2, int(round(STILL_S / self.dt)) + 1)
         if len(history) < window or max(history[-window:]) - min(history[-window:]) > STILL_M:
             return None
-        self._judged.add(side)  # judged once per closing
+        self._judged.add(side)  # judged once per attempt: the first closing that settles
         opening = history[-1]
         if opening < EMPTY_M or opening > 2 * self.radius - SHALLOW_M or np.linalg.norm(site - start) > LIFTED_M:
             return None
