@@ -6,7 +6,7 @@ ball past its middle, and squeezing, gravity and the arm's swing over the bin pu
 through the tips. Measured (session 21, tidy seed 3): held 4.0 cm past the grasp site along the
 approach, where the pads reach 2.2 cm (`PAD_HALF_LENGTH`), the opening 6.0 cm on a 7.0 cm ball;
 it stayed 4 s, then popped out of the closed hand as the arm lifted it over the bin. In that
-session's 20 VLA tidy runs every learned pick of the ball closed short (openings 4.7-5.3 cm).
+session's 20 VLA tidy runs 18 of the 22 learned picks of the ball closed short (openings 4.7-5.3 cm).
 
 The opening alone says how deep the grasp is: pad edges at `PAD_HALF_LENGTH` along the approach
 closing on a sphere of radius r at an opening w hold it with its centre
