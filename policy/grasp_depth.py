@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from policy.expert.motion import Command
@@ -56,8 +57,9 @@ def sphere_depth(opening: float, radius: float) -> float:
 
 def quat_x_axis(q: Sequence[float]) -> np.ndarray:
     """The x axis (the grasp site's approach) of the rotation given by quaternion (w, x, y, z)."""
-    w, x, y, z = (float(v) for v in q)
-    return np.array([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)])
+    mat = np.empty(9)
+    mujoco.mju_quat2Mat(mat, np.asarray(q, dtype=np.float64))
+    return mat.reshape(3, 3)[:, 0]
 
 
 class GraspDepth:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from policy.expert.geometry import to_base
 from policy.grasp_depth import GraspDepth, quat_x_axis, sphere_depth, with_grasp_depth
 from scenarios.loading import load_scenario
 from scenarios.robot import PAD_HALF_LENGTH
@@ -56,11 +57,7 @@ def pick(regrasp: bool) -> tuple[np.ndarray, GraspDepth | None, ShallowPicker]:
     try:
         obs, _ = world.reset(seed=0)
         truth = world.privileged_state()
-        x, y, yaw = truth.robot.base
-        ball_world = np.array(truth.objects["red_ball"].pos)
-        c, s_ = math.cos(yaw), math.sin(yaw)
-        d = ball_world[:2] - (x, y)
-        ball = np.array([c * d[0] + s_ * d[1], -s_ * d[0] + c * d[1], ball_world[2]])  # base frame (the base is at the floor)
+        ball = to_base(truth.robot.base, truth.objects["red_ball"].pos)  # base frame (the base is at the floor)
         picker = ShallowPicker(world, ball)
         factory = with_grasp_depth(lambda subtask: picker, world) if regrasp else (lambda subtask: picker)
         policy = factory(SimpleNamespace(skill="pick", args=("red_ball",)))
