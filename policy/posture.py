@@ -70,12 +70,14 @@ HEAD_TOL = 0.03  # rad
 MAX_S = 8.0  # the reflex ends after this long wherever the arms are (the tree's own limit: BehaviorConfig.posture_reset_max_s)
 PERSON_LOOK_Z = 1.0  # m: a person is looked at about where a handed object goes
 RETURN_SKILLS = ("pick", "place", "place_in", "handover")
+DOCK_HELD_SKILLS = ("place", "place_in")  # docked with the object in hand too: their site is furniture, which stays put
 ESCAPE_SKILLS = ("navigate_to",)
 BACKTRACK_MAX_M = 2.0  # m of the failed drive's way back that the reflex retraces at most
 BACKTRACK_STEP_M, BACKTRACK_STEP_RAD = 0.05, 0.1  # the way back's waypoints, at least this far apart
 WAYPOINT_TOL_M, WAYPOINT_TOL_RAD = 0.03, 0.1  # passing a waypoint of the way out (the last: RETURN_TOL_*)
 ESCAPE_SPEED, ESCAPE_TURN = 0.25, 1.0  # m/s, rad/s along the way out (free by construction or by the model)
 DOCK_MAX_M = 0.5  # m: farther from the approach pose, the base stays (a drive there is the way)
+TURN_CHECK_RAD = 0.05  # rad between the headings a turn on the spot is checked at
 FACE_MIN_M = 1.0  # m from the goal pose: nearer, the drive's own final heading matters more than the route's
 FACE_TURN = 1.0  # rad/s, as the expert turns
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
@@ -148,11 +150,27 @@ def backtrack_route(scenario: Scenario, belief: Belief, trail: Sequence[Sequence
     return None
 
 
-def dock_pose(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> tuple[float, float, float] | None:
-    """The approach pose (x, y, yaw) a manipulation starts from, planned from the belief for the
-    thing it acts at (a pick's object, a handover's person, a place's surface or bin), if the base
-    stands within DOCK_MAX_M of it and can slide there in a straight line (the expert's body
-    model, at both headings); else None."""
+def turn_clear(scenario: Scenario, state: Any, xy: np.ndarray, yaw_from: float, yaw_to: float,
+               step: float = TURN_CHECK_RAD) -> bool:
+    """Can the base turn on the spot at `xy` from `yaw_from` to `yaw_to` (the short way) without
+    touching anything it is not touching already (the expert's body model)?"""
+    from policy.expert.clearance import body_clearance
+
+    turn = wrap(yaw_to - yaw_from)
+    need = min(0.0, body_clearance(scenario, state, *xy, yaw_from) - 0.002)
+    n = max(2, int(abs(turn) / step) + 1)
+    return all(body_clearance(scenario, state, *xy, yaw_from + t * turn) >= need for t in np.linspace(0, 1, n)[1:])
+
+
+def dock_route(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> list[tuple[float, float, float]] | None:
+    """The way (base poses, the last the approach pose) onto the approach pose a manipulation
+    starts from, planned from the belief for the thing it acts at (a pick's object, a handover's
+    person, a place's surface or bin), if the base stands within DOCK_MAX_M of it: straight there,
+    turning on the way, when that slide is clear at both headings (the expert's body model);
+    else, when the base can turn on the spot to the pose's heading and slide from there, those
+    two; else None. A learned drive to the bin ended 23 cm off its approach pose and facing 0.7
+    rad away from it (session 22, tidy seed 1): a slide at that heading swept the body into the
+    bin, so the straight way was refused, but turning first leaves a straight slide."""
     from policy.expert.clearance import segment_clear
     from policy.navigation_goal import believed_state, plan_route
 
@@ -163,12 +181,21 @@ def dock_pose(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str
     route = plan_route(scenario, state, target)
     if route is None:
         return None
-    here, goal = np.asarray(belief.robot.pose[:2], float), route.pose.xy
+    here, goal, yaw = np.asarray(belief.robot.pose[:2], float), route.pose.xy, float(belief.robot.pose[2])
+    pose = (float(goal[0]), float(goal[1]), float(route.pose.yaw))
     if np.linalg.norm(goal - here) > DOCK_MAX_M:
         return None
-    if not all(segment_clear(scenario, state, here, goal, yaw, margin=0.0) for yaw in (belief.robot.pose[2], route.pose.yaw)):
-        return None
-    return (float(goal[0]), float(goal[1]), float(route.pose.yaw))
+    if all(segment_clear(scenario, state, here, goal, y, margin=0.0) for y in (yaw, route.pose.yaw)):
+        return [pose]
+    if turn_clear(scenario, state, here, yaw, route.pose.yaw) and segment_clear(scenario, state, here, goal, route.pose.yaw, margin=0.0):
+        return [(float(here[0]), float(here[1]), pose[2]), pose]
+    return None
+
+
+def dock_pose(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> tuple[float, float, float] | None:
+    """The approach pose `dock_route` docks onto, or None when it does not."""
+    way = dock_route(scenario, belief, skill, args)
+    return way[-1] if way else None
 
 
 def route_heading(scenario: Scenario, belief: Belief, target: str) -> float | None:
@@ -246,6 +273,7 @@ class PostureReset:
         self.facing: float | None = None  # the heading the drive's route starts in, once out (None: no turn)
         self._faced = False
         self.docked: tuple[float, float, float] | None = None  # the approach pose it docks to, once planned
+        self.dock_way: list[tuple[float, float, float]] = []  # the poses still to pass on the way there
         self.dock_m = 0.0  # how far it was to the approach pose
         self._dock_planned = False
         # rise at most LIFT_M, and not above the driving posture unless already there
@@ -294,14 +322,17 @@ class PostureReset:
         if self.skill not in RETURN_SKILLS or belief is None:
             return True
         if self.start_pose is None:
-            if not self.dock or self.held:  # not with something in hand: carried across the floor, a ball crept out
+            if not self.dock or (self.held and self.skill not in DOCK_HELD_SKILLS):
                 return True
             if not self._dock_planned:
                 self._dock_planned = True
-                self.docked = dock_pose(self.scenario, belief, self.skill, self.args)
+                self.dock_way = dock_route(self.scenario, belief, self.skill, self.args) or []
+                self.docked = self.dock_way[-1] if self.dock_way else None
                 if self.docked is not None:
                     self.dock_m = float(math.hypot(self.docked[0] - belief.robot.pose[0], self.docked[1] - belief.robot.pose[1]))
-            return self.docked is None or self._drive_to(belief, self.docked)
+            while self.dock_way and self._drive_to(belief, self.dock_way[0]):
+                self.dock_way.pop(0)
+            return not self.dock_way
         return self._drive_to(belief, self.start_pose)
 
     def _escape(self) -> bool:

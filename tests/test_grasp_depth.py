@@ -1,16 +1,19 @@
-"""A pick that closes on a ball past its middle takes it again deeper (policy.grasp_depth),
-in the simulator: a scripted picker that stops 4 cm short, as learned picks did."""
+"""A pick that closes on a ball past its middle, or on a box short of its centre, takes it again
+deeper (policy.grasp_depth), in the simulator: scripted pickers that stop 4 cm short, as learned
+picks did."""
 
 from __future__ import annotations
 
 import math
 from types import SimpleNamespace
 
+import mujoco
 import numpy as np
 import pytest
 
-from policy.expert.geometry import to_base
-from policy.grasp_depth import GraspDepth, quat_x_axis, sphere_depth, with_grasp_depth
+from perception.belief import Belief, ObjectBelief, RobotBelief
+from policy.expert.geometry import quat_yaw, to_base
+from policy.grasp_depth import BelievedDepth, GraspDepth, quat_x_axis, sphere_depth, with_grasp_depth
 from scenarios.loading import load_scenario
 from scenarios.robot import PAD_HALF_LENGTH
 from scenarios.world import SimWorld
@@ -79,7 +82,7 @@ def test_a_ball_pinched_past_its_middle_is_taken_again_at_its_centre():
     assert np.linalg.norm(offset) < 0.012  # lifted with the ball between the pads' faces
 
 
-def test_only_picks_of_spheres_are_watched():
+def test_only_picks_of_spheres_and_seen_boxes_are_watched():
     world = SimpleNamespace(controller=None, scenario=load_scenario("tidy_table"))
     plain = object()
     assert with_grasp_depth(lambda subtask: plain, world)(SimpleNamespace(skill="pick", args=("red_ball",))) is plain  # no layout
@@ -89,5 +92,101 @@ def test_only_picks_of_spheres_are_watched():
         assert factory(SimpleNamespace(skill="pick", args=("blue_can",))) is plain
         assert factory(SimpleNamespace(skill="place_in", args=("red_ball", "bin"))) is plain
         assert isinstance(factory(SimpleNamespace(skill="pick", args=("red_ball",))), GraspDepth)
+        assert factory(SimpleNamespace(skill="pick", args=("green_box",))) is plain  # no perception to see it by
+        seeing = with_grasp_depth(lambda subtask: plain, sim, SeeingPerception(sim))
+        assert isinstance(seeing(SimpleNamespace(skill="pick", args=("green_box",))), GraspDepth)
     finally:
         sim.close()
+
+
+def top_down_across(yaw: float) -> np.ndarray:
+    """Rotvec (base frame) of a grasp site pointing down, its fingers closing across a box
+    turned `yaw` (base frame): Rz(yaw) @ Ry(pi/2) as an axis-angle vector."""
+    q_yaw = np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+    q_down = np.array([math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0])
+    q = np.empty(4)
+    mujoco.mju_mulQuat(q, q_yaw, q_down)
+    v = np.empty(3)
+    mujoco.mju_quat2Vel(v, q, 1.0)
+    return v
+
+
+class BoxPicker:
+    """Above the box, down until the grasp site is SHORT_M above its centre, close, lift."""
+
+    def __init__(self, world: SimWorld, box: np.ndarray, yaw: float) -> None:
+        self.world, self.box, self.rot = world, box, top_down_across(yaw)
+        self.resets = 0
+        self.t = 0.0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def select_action(self, obs) -> np.ndarray:
+        s = self.world.controller.layout.slices
+        a = self.world.hold_action().copy()
+        a[s["base"]] = 0.0
+        self.t += self.world.control_period
+        height = 0.15 if self.t < 1.5 else (SHORT_M if self.t < 5.0 else 0.2)
+        a[s["right.pos"]] = self.box + (0.0, 0.0, height)
+        a[s["right.rot"]] = self.rot
+        a[s["right.gripper"]] = 0.0 if self.t < 3.5 else 1.0
+        return a
+
+
+class SeeingPerception:
+    """What camera perception would believe of the box and the base at this moment: the truth,
+    as perception had it within 3 mm at the learned picks probed (session 22)."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+
+    @property
+    def belief(self) -> Belief:
+        truth = self.world.privileged_state()
+        box = ObjectBelief(id="green_box", category="box", colour="green", position=tuple(truth.objects["green_box"].pos),
+                           confidence=0.9, last_seen=truth.time, visible=True)
+        return Belief(time=truth.time, robot=RobotBelief(pose=tuple(truth.robot.base)), objects={"green_box": box})
+
+
+def pick_box(regrasp: bool) -> tuple[np.ndarray, GraspDepth | None, BoxPicker]:
+    sc = load_scenario("tidy_table")
+    sc = sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})})
+    world = SimWorld(sc)
+    try:
+        obs, _ = world.reset(seed=0)
+        truth = world.privileged_state()
+        box = to_base(truth.robot.base, truth.objects["green_box"].pos)
+        yaw = quat_yaw(truth.objects["green_box"].quat) - truth.robot.base[2]
+        picker = BoxPicker(world, box, yaw)
+        factory = with_grasp_depth(lambda subtask: picker, world, SeeingPerception(world)) if regrasp else (lambda subtask: picker)
+        policy = factory(SimpleNamespace(skill="pick", args=("green_box",)))
+        with world.cameras_off():
+            for _ in range(int(8.0 / world.control_period)):
+                obs, *_ = world.step(policy.select_action(obs))
+        truth = world.privileged_state()
+        site = np.array(truth.robot.grasp_sites["right"])
+        return np.array(truth.objects["green_box"].pos) - site, policy if regrasp else None, picker
+    finally:
+        world.close()
+
+
+def test_a_box_held_short_of_its_centre_is_taken_again_by_its_believed_centre():
+    offset, _, _ = pick_box(regrasp=False)
+    assert np.linalg.norm(offset) > 0.03  # without: lifted by the pads' tips, its centre 4 cm beyond the site
+    offset, policy, picker = pick_box(regrasp=True)
+    assert policy.regrasps == 1 and policy.depth_m == pytest.approx(SHORT_M - 0.003, abs=0.01) and picker.resets >= 1
+    assert np.linalg.norm(offset) < 0.015  # lifted with its centre between the pads
+
+
+def test_a_believed_depth_needs_the_centre_between_the_pads_and_short_of_the_site():
+    frame = np.eye(3)  # approach x, closing y
+    def belief_at(x: float, y: float) -> Belief:
+        box = ObjectBelief(id="green_box", category="box", colour="green", position=(x, y, 0.8), confidence=0.9,
+                           last_seen=1.0, visible=True)
+        return Belief(time=1.0, robot=RobotBelief(pose=(0.0, 0.0, 0.0)), objects={"green_box": box})
+    site = np.array([0.5, 0.0, 0.8])
+    assert BelievedDepth(lambda: belief_at(0.54, 0.0), "green_box")(0.06, site, frame) == pytest.approx((0.037, 0.08))
+    assert BelievedDepth(lambda: belief_at(0.51, 0.0), "green_box")(0.06, site, frame) is None  # deep enough
+    assert BelievedDepth(lambda: belief_at(0.54, 0.05), "green_box")(0.06, site, frame) is None  # not between the pads
+    assert BelievedDepth(lambda: belief_at(0.54, 0.0), "red_ball")(0.06, site, frame) is None  # not believed at all
