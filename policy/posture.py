@@ -78,6 +78,7 @@ WAYPOINT_TOL_M, WAYPOINT_TOL_RAD = 0.03, 0.1  # passing a waypoint of the way ou
 ESCAPE_SPEED, ESCAPE_TURN = 0.25, 1.0  # m/s, rad/s along the way out (free by construction or by the model)
 DOCK_MAX_M = 0.5  # m: farther from the approach pose, the base stays (a drive there is the way)
 TURN_CHECK_RAD = 0.05  # rad between the headings a turn on the spot is checked at
+SLIDE_CHECK_M = 0.02  # m between the poses a slide is checked at
 FACE_MIN_M = 1.0  # m from the goal pose: nearer, the drive's own final heading matters more than the route's
 FACE_TURN = 1.0  # rad/s, as the expert turns
 RETURN_MAX_M = 0.5  # farther than this from the start pose, the base stays (a replan's drive is the way back)
@@ -162,16 +163,30 @@ def turn_clear(scenario: Scenario, state: Any, xy: np.ndarray, yaw_from: float, 
     return all(body_clearance(scenario, state, *xy, yaw_from + t * turn) >= need for t in np.linspace(0, 1, n)[1:])
 
 
+def slide_clear(scenario: Scenario, state: Any, a: np.ndarray, b: np.ndarray, yaw_a: float, yaw_b: float,
+                step: float = SLIDE_CHECK_M) -> bool:
+    """Can the base slide from pose (`a`, `yaw_a`) to (`b`, `yaw_b`), its heading anywhere
+    between the two on the way (checked at both), without coming nearer anything (the expert's
+    body model) than it stands at those two poses, or touching anything it does not touch there?
+    An approach pose at a table has the upper body over the table's edge by design (a clearance
+    of -1.5 cm at the green box's), so a slide onto it must be allowed that close."""
+    from policy.expert.clearance import body_clearance
+
+    need = min(0.0, body_clearance(scenario, state, *a, yaw_a), body_clearance(scenario, state, *b, yaw_b)) - 0.002
+    n = max(2, int(np.linalg.norm(b - a) / step) + 1)
+    return all(body_clearance(scenario, state, *(a + t * (b - a)), y) >= need
+               for t in np.linspace(0, 1, n)[1:] for y in {yaw_a, yaw_b})
+
+
 def dock_route(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> list[tuple[float, float, float]] | None:
     """The way (base poses, the last the approach pose) onto the approach pose a manipulation
     starts from, planned from the belief for the thing it acts at (a pick's object, a handover's
     person, a place's surface or bin), if the base stands within DOCK_MAX_M of it: straight there,
-    turning on the way, when that slide is clear at both headings (the expert's body model);
-    else, when the base can turn on the spot to the pose's heading and slide from there, those
-    two; else None. A learned drive to the bin ended 23 cm off its approach pose and facing 0.7
-    rad away from it (session 22, tidy seed 1): a slide at that heading swept the body into the
-    bin, so the straight way was refused, but turning first leaves a straight slide."""
-    from policy.expert.clearance import segment_clear
+    turning on the way, when that slide is clear (`slide_clear`); else, when the
+    base can turn on the spot to the pose's heading and slide from there, those two; else None.
+    A learned drive to the bin ended 23 cm off its approach pose and facing 0.7 rad away from it
+    (session 22, tidy seed 1): a slide at that heading swept the body into the bin, so the
+    straight way was refused, but turning first leaves a straight slide."""
     from policy.navigation_goal import believed_state, plan_route
 
     target = args[1] if skill in ("handover", "place", "place_in") and len(args) > 1 else (args[0] if args else None)
@@ -185,9 +200,9 @@ def dock_route(scenario: Scenario, belief: Belief, skill: str, args: Sequence[st
     pose = (float(goal[0]), float(goal[1]), float(route.pose.yaw))
     if np.linalg.norm(goal - here) > DOCK_MAX_M:
         return None
-    if all(segment_clear(scenario, state, here, goal, y, margin=0.0) for y in (yaw, route.pose.yaw)):
+    if slide_clear(scenario, state, here, goal, yaw, route.pose.yaw):
         return [pose]
-    if turn_clear(scenario, state, here, yaw, route.pose.yaw) and segment_clear(scenario, state, here, goal, route.pose.yaw, margin=0.0):
+    if turn_clear(scenario, state, here, yaw, route.pose.yaw) and slide_clear(scenario, state, here, goal, route.pose.yaw, route.pose.yaw):
         return [(float(here[0]), float(here[1]), pose[2]), pose]
     return None
 

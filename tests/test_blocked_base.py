@@ -12,7 +12,10 @@ from perception.belief import Belief, ObjectBelief, RobotBelief
 from policy.blocked_base import BLOCKED_S, BlockedBase, with_blocked_base
 from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
-from policy.posture import DOCK_MAX_M, ESCAPE_SPEED, PostureReset, dock_pose, backtrack_route, escape_route, route_heading
+from policy.expert.clearance import segment_clear
+from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT
+from policy.posture import (DOCK_MAX_M, ESCAPE_SPEED, PostureReset, backtrack_route, dock_pose, dock_route, escape_route,
+                            route_heading)
 from scenarios.loading import load_scenario
 from tests.behaviors_fakes import Odometry, run_reflex
 
@@ -216,13 +219,51 @@ def test_no_docking_for_the_expert_a_retry_or_a_pose_too_far() -> None:
     assert np.all(actions[:, 0:3] == 0)
 
 
-def test_no_docking_with_something_in_hand() -> None:
-    """Before a place_in the ball is in hand: the reflex does not carry it across the floor."""
-    held = ball_belief(SHORT).model_copy(update={"predicates": {"holding(red_ball)": 0.95}})
+OFF_BIN = (-0.12, -1.19, -0.68)  # tidy seed 1 (session 22): where the learned drive to the bin ended, box in hand
+
+
+def carrying() -> np.ndarray:
+    """The action that holds the arms where a carrying drive leaves them: the left in the driving
+    posture, the right (holding) in the carry posture, closed."""
+    a = np.zeros(19, np.float32)
+    a[SLICES["left.pos"]], a[SLICES["left.rot"]] = DRIVE_POS["left"], DRIVE_ROT
+    a[SLICES["right.pos"]], a[SLICES["right.gripper"]] = CARRY_POS["right"], 1.0
+    return a
+
+
+def held_belief(pose, obj: str = "red_ball") -> Belief:
+    held = ball_belief(pose).model_copy(update={"predicates": {f"holding({obj})": 0.95}})
     held.objects["red_ball"] = held.objects["red_ball"].model_copy(update={"at_hand": "right"})
-    odo = Odometry(SHORT, held, DT)
-    r = PostureReset(SLICES, 19, DT, lambda: np.zeros(19, np.float32), odo, load_scenario("tidy_table"), "place_in",
-                     ("red_ball", "bin"), max_s=8.0, dock=True)
+    return held
+
+
+def test_a_learned_place_in_docks_with_its_object_in_hand_turning_first_where_a_slide_would_sweep_the_bin() -> None:
+    """Before a place_in the ball is in hand and the learned drive stopped 23 cm off the bin's
+    approach pose, facing 0.7 rad away: slid at that heading the body would sweep the bin, so
+    the reflex turns on the spot first, then slides."""
+    scenario = load_scenario("tidy_table")
+    way = dock_route(scenario, held_belief(OFF_BIN), "place_in", ("red_ball", "bin"))
+    assert way is not None and len(way) == 2 and way[0][:2] == pytest.approx(OFF_BIN[:2]) and way[0][2] == way[1][2]
+    state = believed_state(scenario, held_belief(OFF_BIN))
+    assert not segment_clear(scenario, state, np.array(OFF_BIN[:2]), np.array(way[1][:2]), OFF_BIN[2], margin=0.0)
+    odo = Odometry(OFF_BIN, held_belief(OFF_BIN), DT)
+    r = PostureReset(SLICES, 19, DT, carrying, odo, scenario, "place_in", ("red_ball", "bin"), max_s=8.0, dock=True)
+    r.reset()
+    actions = run_reflex(r, odo)
+    assert r.done and r.held == {"right"} and r.docked == way[-1]
+    assert np.linalg.norm(odo.pose[:2] - way[-1][:2]) < 0.015 and abs(odo.pose[2] - way[-1][2]) < 0.03
+    turning = np.nonzero(np.abs(actions[:, 2]) > 1e-6)[0]
+    sliding = np.nonzero(np.hypot(actions[:, 0], actions[:, 1]) > 1e-6)[0]
+    assert len(turning) and len(sliding) and turning[0] < sliding[0], "turned on the spot before it slid"
+    assert np.all(np.hypot(actions[turning[0]:sliding[0], 0], actions[turning[0]:sliding[0], 1]) < 1e-6)
+    assert np.all(actions[:, SLICES["right.gripper"]] == 1.0), "the holding hand stays closed"
+
+
+def test_no_docking_with_something_in_hand_for_a_handover() -> None:
+    """A handover's site is a person, who moves: with the object in hand the base stays."""
+    odo = Odometry(SHORT, held_belief(SHORT), DT)
+    r = PostureReset(SLICES, 19, DT, carrying, odo, load_scenario("tidy_table"), "handover",
+                     ("red_ball", "person_1"), max_s=8.0, dock=True)
     r.reset()
     actions = run_reflex(r, odo)
     assert r.held == {"right"} and r.docked is None and np.all(actions[:, 0:3] == 0)
