@@ -1,4 +1,5 @@
-"""A learned pick that closes on a ball past its middle takes it again, deeper.
+"""A learned pick that closes on a ball past its middle, or on a box short of its centre, takes it
+again, deeper.
 
 Flat pads hold a sphere only while its centre lies within their faces: the learned pick often
 closes with the hand a few centimetres short along its approach, so the pads' tip edges pinch the

@@ -23,15 +23,22 @@ The reflex:
   more than `RETURN_MAX_M` away: a learned pick that fails drags the base round with its reach
   (20 cm in one measured serve), and its retry from there is a pick from off the pose its
   drive stopped at;
-- before a learned manipulation's first attempt with empty hands (`dock`: a pick), the base
-  drives, slowly, onto the approach pose planned from the belief for what it acts on (the pose a
-  drive there is given, `policy.navigation_goal.plan_route`) when it stands within `DOCK_MAX_M`
-  of it and the straight way there is clear: a learned drive slows to a creep near its goal and
-  is ended `learned_arrive_max_s` after `near` holds, and in tidy seed 2 (session 20) it stopped
-  25 cm short and 0.4 rad off the red ball's pose; every learned pick from there closed on the
-  ball at full reach and let it go, 3 x 30 s. (Docked with the ball in hand too, before
-  place_in, the learned tidy lost the ball in 3 of 4 seeds, 0.15 m of docking then 3.7 s to the
-  loss in one: a held object is not carried across the floor by the reflex);
+- before a learned manipulation's first attempt (`dock`: a pick; a place or place_in also with
+  the object in hand), the base drives, slowly, onto the approach pose planned from the belief
+  for what it acts on (the pose a drive there is given, `policy.navigation_goal.plan_route`)
+  when it stands within `DOCK_MAX_M` of it and the way there is clear (`dock_route`: a straight
+  slide, or a turn on the spot first and then the slide; never nearer anything than the approach
+  pose itself is): a learned drive slows to a creep near its goal and is ended
+  `learned_arrive_max_s` after `near` holds, and in tidy seed 2 (session 20) it stopped 25 cm
+  short and 0.4 rad off the red ball's pose; every learned pick from there closed on the ball at
+  full reach and let it go, 3 x 30 s. In session 22 the learned drive to the bin stopped 23 cm
+  off and facing 0.7 rad away with the green box in hand (tidy seed 1), and the learned place_in
+  from there tried to let go at once, away from the bin, for 3 x 30 s (the grip guard held it);
+  a drive to the green box stopped facing 2 rad away from its pose (seed 10) and four picks from
+  there never reached it, where the slide onto a table's approach pose had been refused because
+  that pose has the upper body over the table's edge. Session 20 found docking with the ball in
+  hand lost it (3 of 4 seeds); that was before noslip, the wider pads and the regrasp
+  (`policy.grasp_depth`) held it; a handover's person can move, so a handover still does not dock;
 - for a drive (navigate_to) the base backs out to open floor when it stands where the expert's
   occupancy grid (on the room as believed: the static map, people and objects from the belief)
   has no room for it: back along the way the failed attempt came (`trail`, its believed poses,
