@@ -30,11 +30,12 @@ def test_the_depth_of_a_sphere_held_by_the_pad_edges_follows_from_the_opening():
     assert quat_x_axis((math.cos(math.pi / 4), 0, math.sin(math.pi / 4), 0)) == pytest.approx([0, 0, -1])  # +90 deg about y
 
 
-class ShallowPicker:
-    """Above the ball, down to SHORT_M above its centre, close, lift: LeRobot's methods."""
+class ShortPicker:
+    """Above `target` (base frame), down until the grasp site is SHORT_M above it, close, lift,
+    the hand held at `rot` (rotvec, base frame): LeRobot's methods."""
 
-    def __init__(self, world: SimWorld, ball: np.ndarray) -> None:
-        self.world, self.ball = world, ball
+    def __init__(self, world: SimWorld, target: np.ndarray, rot: np.ndarray = TOP_DOWN) -> None:
+        self.world, self.target, self.rot = world, target, rot
         self.resets = 0
         self.t = 0.0
 
@@ -46,38 +47,42 @@ class ShallowPicker:
         a = self.world.hold_action().copy()
         a[s["base"]] = 0.0
         self.t += self.world.control_period
-        height = 0.15 if self.t < 1.5 else (SHORT_M if self.t < 4.0 else (SHORT_M if self.t < 5.0 else 0.2))
-        a[s["right.pos"]] = self.ball + (0.0, 0.0, height)
-        a[s["right.rot"]] = TOP_DOWN
+        height = 0.15 if self.t < 1.5 else (SHORT_M if self.t < 5.0 else 0.2)
+        a[s["right.pos"]] = self.target + (0.0, 0.0, height)
+        a[s["right.rot"]] = self.rot
         a[s["right.gripper"]] = 0.0 if self.t < 3.5 else 1.0
         return a
 
 
-def pick(regrasp: bool) -> tuple[np.ndarray, GraspDepth | None, ShallowPicker]:
+def scripted_pick(obj: str, regrasp: bool, across_box: bool = False) -> tuple[np.ndarray, GraspDepth | None, ShortPicker]:
+    """A `ShortPicker` run on `obj` in the tidy room for 8 s, wrapped by `with_grasp_depth` (with
+    a perception that sees) when `regrasp`; the object's offset from the grasp site at the end,
+    the wrapper and the picker. `across_box` turns the hand so its fingers close across the box."""
     sc = load_scenario("tidy_table")
     sc = sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})})
     world = SimWorld(sc)
     try:
         obs, _ = world.reset(seed=0)
         truth = world.privileged_state()
-        ball = to_base(truth.robot.base, truth.objects["red_ball"].pos)  # base frame (the base is at the floor)
-        picker = ShallowPicker(world, ball)
-        factory = with_grasp_depth(lambda subtask: picker, world) if regrasp else (lambda subtask: picker)
-        policy = factory(SimpleNamespace(skill="pick", args=("red_ball",)))
+        target = to_base(truth.robot.base, truth.objects[obj].pos)  # base frame (the base is at the floor)
+        rot = top_down_across(quat_yaw(truth.objects[obj].quat) - truth.robot.base[2]) if across_box else TOP_DOWN
+        picker = ShortPicker(world, target, rot)
+        factory = with_grasp_depth(lambda subtask: picker, world, SeeingPerception(world)) if regrasp else (lambda subtask: picker)
+        policy = factory(SimpleNamespace(skill="pick", args=(obj,)))
         with world.cameras_off():
             for _ in range(int(8.0 / world.control_period)):
                 obs, *_ = world.step(policy.select_action(obs))
         truth = world.privileged_state()
         site = np.array(truth.robot.grasp_sites["right"])
-        return np.array(truth.objects["red_ball"].pos) - site, policy if regrasp else None, picker
+        return np.array(truth.objects[obj].pos) - site, policy if regrasp else None, picker
     finally:
         world.close()
 
 
 def test_a_ball_pinched_past_its_middle_is_taken_again_at_its_centre():
-    offset, _, _ = pick(regrasp=False)
+    offset, _, _ = scripted_pick("red_ball", regrasp=False)
     assert np.linalg.norm(offset) > 0.05  # without: the ball slipped out through the pads' tips as the hand lifted
-    offset, policy, picker = pick(regrasp=True)
+    offset, policy, picker = scripted_pick("red_ball", regrasp=True)
     assert policy.regrasps == 1 and policy.depth_m > 0.02 and policy.opening_m < 0.07 - 0.003 and picker.resets >= 1
     assert np.linalg.norm(offset) < 0.012  # lifted with the ball between the pads' faces
 
@@ -111,29 +116,6 @@ def top_down_across(yaw: float) -> np.ndarray:
     return v
 
 
-class BoxPicker:
-    """Above the box, down until the grasp site is SHORT_M above its centre, close, lift."""
-
-    def __init__(self, world: SimWorld, box: np.ndarray, yaw: float) -> None:
-        self.world, self.box, self.rot = world, box, top_down_across(yaw)
-        self.resets = 0
-        self.t = 0.0
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def select_action(self, obs) -> np.ndarray:
-        s = self.world.controller.layout.slices
-        a = self.world.hold_action().copy()
-        a[s["base"]] = 0.0
-        self.t += self.world.control_period
-        height = 0.15 if self.t < 1.5 else (SHORT_M if self.t < 5.0 else 0.2)
-        a[s["right.pos"]] = self.box + (0.0, 0.0, height)
-        a[s["right.rot"]] = self.rot
-        a[s["right.gripper"]] = 0.0 if self.t < 3.5 else 1.0
-        return a
-
-
 class SeeingPerception:
     """What camera perception would believe of the box and the base at this moment: the truth,
     as perception had it within 3 mm at the learned picks probed (session 22)."""
@@ -149,32 +131,10 @@ class SeeingPerception:
         return Belief(time=truth.time, robot=RobotBelief(pose=tuple(truth.robot.base)), objects={"green_box": box})
 
 
-def pick_box(regrasp: bool) -> tuple[np.ndarray, GraspDepth | None, BoxPicker]:
-    sc = load_scenario("tidy_table")
-    sc = sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})})
-    world = SimWorld(sc)
-    try:
-        obs, _ = world.reset(seed=0)
-        truth = world.privileged_state()
-        box = to_base(truth.robot.base, truth.objects["green_box"].pos)
-        yaw = quat_yaw(truth.objects["green_box"].quat) - truth.robot.base[2]
-        picker = BoxPicker(world, box, yaw)
-        factory = with_grasp_depth(lambda subtask: picker, world, SeeingPerception(world)) if regrasp else (lambda subtask: picker)
-        policy = factory(SimpleNamespace(skill="pick", args=("green_box",)))
-        with world.cameras_off():
-            for _ in range(int(8.0 / world.control_period)):
-                obs, *_ = world.step(policy.select_action(obs))
-        truth = world.privileged_state()
-        site = np.array(truth.robot.grasp_sites["right"])
-        return np.array(truth.objects["green_box"].pos) - site, policy if regrasp else None, picker
-    finally:
-        world.close()
-
-
 def test_a_box_held_short_of_its_centre_is_taken_again_by_its_believed_centre():
-    offset, _, _ = pick_box(regrasp=False)
+    offset, _, _ = scripted_pick("green_box", regrasp=False, across_box=True)
     assert np.linalg.norm(offset) > 0.03  # without: lifted by the pads' tips, its centre 4 cm beyond the site
-    offset, policy, picker = pick_box(regrasp=True)
+    offset, policy, picker = scripted_pick("green_box", regrasp=True, across_box=True)
     assert policy.regrasps == 1 and policy.depth_m == pytest.approx(SHORT_M - 0.003, abs=0.01) and picker.resets >= 1
     assert np.linalg.norm(offset) < 0.015  # lifted with its centre between the pads
 
