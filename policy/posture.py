@@ -214,12 +214,6 @@ def dock_route(scenario: Scenario, belief: Belief, skill: str, args: Sequence[st
     return None
 
 
-def dock_pose(scenario: Scenario, belief: Belief, skill: str, args: Sequence[str]) -> tuple[float, float, float] | None:
-    """The approach pose `dock_route` docks onto, or None when it does not."""
-    way = dock_route(scenario, belief, skill, args)
-    return way[-1] if way else None
-
-
 def route_heading(scenario: Scenario, belief: Belief, target: str) -> float | None:
     """The heading from the believed base to the point `LOOKAHEAD_M` along the route to `target`
     planned from the belief (`policy.navigation_goal.plan_route`); None without a route or within

@@ -14,7 +14,7 @@ from policy.expert.navigation import grid_for
 from policy.navigation_goal import believed_state
 from policy.expert.clearance import segment_clear
 from policy.expert.motion import CARRY_POS, DRIVE_POS, DRIVE_ROT
-from policy.posture import (DOCK_MAX_M, ESCAPE_SPEED, PostureReset, backtrack_route, dock_pose, dock_route, escape_route,
+from policy.posture import (DOCK_MAX_M, ESCAPE_SPEED, PostureReset, backtrack_route, dock_route, escape_route,
                             route_heading)
 from scenarios.loading import load_scenario
 from tests.behaviors_fakes import Odometry, run_reflex
@@ -200,7 +200,7 @@ SHORT = (-0.10, -0.03, 0.41)  # tidy seed 2 (session 20): where the learned driv
 
 
 def test_a_learned_pick_first_docks_onto_the_approach_pose_its_drive_was_given() -> None:
-    goal = dock_pose(load_scenario("tidy_table"), ball_belief(SHORT), "pick", ("red_ball",))
+    goal = (dock_route(load_scenario("tidy_table"), ball_belief(SHORT), "pick", ("red_ball",)) or [None])[-1]
     assert goal is not None and 0.2 < math.hypot(goal[0] - SHORT[0], goal[1] - SHORT[1]) < DOCK_MAX_M
     r, odo, actions = pick_reflex(SHORT, dock=True)
     assert r.done and r.docked == goal and r.dock_m == pytest.approx(math.hypot(goal[0] - SHORT[0], goal[1] - SHORT[1]))
@@ -214,7 +214,7 @@ def test_no_docking_for_the_expert_a_retry_or_a_pose_too_far() -> None:
     r, odo, actions = pick_reflex(SHORT, dock=True, start_pose=SHORT)  # a retry goes back where its first attempt began
     assert r.docked is None and np.all(actions[:, 0:3] == 0)
     far = (-0.6, 0.5, 0.0)
-    assert dock_pose(load_scenario("tidy_table"), ball_belief(far), "pick", ("red_ball",)) is None
+    assert dock_route(load_scenario("tidy_table"), ball_belief(far), "pick", ("red_ball",)) is None
     r, odo, actions = pick_reflex(far, dock=True)
     assert np.all(actions[:, 0:3] == 0)
 
