@@ -287,6 +287,10 @@ class SkillLeaf(py_trees.behaviour.Behaviour):
         if regrasps:  # a pick that closed on a ball past its middle took it again deeper (policy.grasp_depth)
             self.ctx.emit("regrasp", subtask=self.subtask.id, skill=self.subtask.skill, count=int(regrasps),
                           opening_m=round(float(self.policy.opening_m), 4), depth_m=round(float(self.policy.depth_m), 4))
+        lifts = getattr(self.policy, "lifts", 0) if self.policy is not None else 0
+        if lifts:  # a pick that closed on its object and did not lift it had it lifted (policy.stalled_lift)
+            self.ctx.emit("stalled_lift", subtask=self.subtask.id, skill=self.subtask.skill, count=int(lifts),
+                          lift_m=round(float(self.policy.lift_m), 4))
         self.policy = None
 
     def _fail(self, reason: str) -> Status:

@@ -11,6 +11,8 @@ Events (each line has `event`, `ts` (wall clock, ISO), `tick` and `time` (world 
     grip_guard       at an attempt's end, how many of its actions the grip guard changed (actions)
     regrasp          at a pick's end, if it closed on a ball past its middle and took it again deeper
                      (count, opening_m: the opening it closed to, depth_m: how far the hand went in)
+    stalled_lift     at a pick's end, if it closed on its object, did not lift it and the hand lifted it
+                     (count, lift_m: how far)
     replanned        reason, graph
     paused           why the debugger paused (breakpoint, forced result)
     run_finished     outcome (RunOutcome)

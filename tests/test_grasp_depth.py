@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import mujoco
 import numpy as np
 import pytest
 
@@ -17,9 +16,7 @@ from policy.grasp_depth import BelievedDepth, GraspDepth, quat_x_axis, sphere_de
 from scenarios.loading import load_scenario
 from scenarios.robot import PAD_HALF_LENGTH
 from scenarios.world import SimWorld
-
-TOP_DOWN = np.array([0.0, math.pi / 2, 0.0])  # rotvec: the grasp site's approach pointing down
-SHORT_M = 0.04  # the picker closes with the grasp site this far above the ball's centre
+from scripted_picks import SHORT_M, TOP_DOWN, SeeingPerception, ShortPicker, top_down_across
 
 
 def test_the_depth_of_a_sphere_held_by_the_pad_edges_follows_from_the_opening():
@@ -28,30 +25,6 @@ def test_the_depth_of_a_sphere_held_by_the_pad_edges_follows_from_the_opening():
     assert sphere_depth(0.0, 0.035) == pytest.approx(PAD_HALF_LENGTH + 0.035)
     assert quat_x_axis((1, 0, 0, 0)) == pytest.approx([1, 0, 0])
     assert quat_x_axis((math.cos(math.pi / 4), 0, math.sin(math.pi / 4), 0)) == pytest.approx([0, 0, -1])  # +90 deg about y
-
-
-class ShortPicker:
-    """Above `target` (base frame), down until the grasp site is SHORT_M above it, close, lift,
-    the hand held at `rot` (rotvec, base frame): LeRobot's methods."""
-
-    def __init__(self, world: SimWorld, target: np.ndarray, rot: np.ndarray = TOP_DOWN) -> None:
-        self.world, self.target, self.rot = world, target, rot
-        self.resets = 0
-        self.t = 0.0
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def select_action(self, obs) -> np.ndarray:
-        s = self.world.controller.layout.slices
-        a = self.world.hold_action().copy()
-        a[s["base"]] = 0.0
-        self.t += self.world.control_period
-        height = 0.15 if self.t < 1.5 else (SHORT_M if self.t < 5.0 else 0.2)
-        a[s["right.pos"]] = self.target + (0.0, 0.0, height)
-        a[s["right.rot"]] = self.rot
-        a[s["right.gripper"]] = 0.0 if self.t < 3.5 else 1.0
-        return a
 
 
 def scripted_pick(obj: str, regrasp: bool, across_box: bool = False) -> tuple[np.ndarray, GraspDepth | None, ShortPicker]:
@@ -102,33 +75,6 @@ def test_only_picks_of_spheres_and_seen_boxes_are_watched():
         assert isinstance(seeing(SimpleNamespace(skill="pick", args=("green_box",))), GraspDepth)
     finally:
         sim.close()
-
-
-def top_down_across(yaw: float) -> np.ndarray:
-    """Rotvec (base frame) of a grasp site pointing down, its fingers closing across a box
-    turned `yaw` (base frame): Rz(yaw) @ Ry(pi/2) as an axis-angle vector."""
-    q_yaw = np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
-    q_down = np.array([math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0])
-    q = np.empty(4)
-    mujoco.mju_mulQuat(q, q_yaw, q_down)
-    v = np.empty(3)
-    mujoco.mju_quat2Vel(v, q, 1.0)
-    return v
-
-
-class SeeingPerception:
-    """What camera perception would believe of the box and the base at this moment: the truth,
-    as perception had it within 3 mm at the learned picks probed (session 22)."""
-
-    def __init__(self, world: SimWorld) -> None:
-        self.world = world
-
-    @property
-    def belief(self) -> Belief:
-        truth = self.world.privileged_state()
-        box = ObjectBelief(id="green_box", category="box", colour="green", position=tuple(truth.objects["green_box"].pos),
-                           confidence=0.9, last_seen=truth.time, visible=True)
-        return Belief(time=truth.time, robot=RobotBelief(pose=tuple(truth.robot.base)), objects={"green_box": box})
 
 
 def test_a_box_held_short_of_its_centre_is_taken_again_by_its_believed_centre():
