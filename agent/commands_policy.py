@@ -39,7 +39,8 @@ def _split(text: str, known: tuple[str, ...], what: str) -> list[str]:
 def _rate(cell) -> str:
     if cell is None or cell.started == 0:
         return "—"
-    return f"{cell.successes}/{cell.started} ({100 * cell.rate:.0f}%)"
+    rate = f"{cell.successes}/{cell.started} ({100 * cell.rate:.0f}%)"
+    return rate + (f", {cell.setup_failures} set-up failed" if cell.setup_failures else "")
 
 
 def markdown(cells: dict, policies: list[str], variations: list[str]) -> str:
