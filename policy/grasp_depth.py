@@ -41,9 +41,10 @@ import numpy as np
 from perception.belief import Belief
 from policy.expert.geometry import to_base
 from policy.expert.motion import Command
+from policy.object_skills import wrap_object_skills
 from scenarios.catalog import CATEGORIES
 from scenarios.robot import GRIPPER_MAX_OPENING, PAD_HALF_LENGTH, SIDES
-from scenarios.schema import Scenario
+from scenarios.schema import SceneObject
 
 SHALLOW_M = 0.003  # opening this much narrower than the ball: held past its middle (tips 1 cm past the centre)
 CLOSED_CMD = 0.5  # a gripper command at least this is closing
@@ -238,26 +239,15 @@ def with_grasp_depth(factory: Callable[[Any], Any], world: Any, perception: Any 
     read the belief from, of boxes (`BelievedDepth`) wrapped in `GraspDepth`, the action layout
     and state names from the world's controller; other subtasks unchanged, and `factory` itself
     for a world without an end-effector action layout."""
-    controller = getattr(world, "controller", None)
-    layout = getattr(controller, "layout", None)
-    scenario: Scenario | None = getattr(world, "scenario", None)
-    if layout is None or scenario is None or "right.pos" not in layout.slices or not hasattr(controller, "proprioception_names"):
-        return factory
-    names = controller.proprioception_names()
-    objects = {o.id: o for o in scenario.objects}
 
-    def make(subtask: Any) -> Any:
-        policy = factory(subtask)
-        obj = objects.get(subtask.args[0]) if subtask.skill in skills and subtask.args else None
-        category = CATEGORIES.get(obj.category) if obj is not None else None
-        if category is None:
-            return policy
-        if category.shape == "sphere":
+    def wrap(policy: Any, obj: SceneObject, layout: Any, names: list[str]) -> Any:
+        category = CATEGORIES.get(obj.category)
+        if category is not None and category.shape == "sphere":
             depth: DepthEstimate = SphereDepth((obj.size or category.size)[0])
-        elif category.shape == "box" and perception is not None:
+        elif category is not None and category.shape == "box" and perception is not None:
             depth = BelievedDepth(lambda: perception.belief, obj.id)
         else:
             return policy
         return GraspDepth(policy, depth, layout.slices, layout.dim, names, world.control_period)
 
-    return make
+    return wrap_object_skills(factory, world, skills, wrap)

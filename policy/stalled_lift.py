@@ -27,8 +27,10 @@ import numpy as np
 
 from perception.belief import Belief
 from policy.expert.motion import Command
+from policy.object_skills import wrap_object_skills
 from scenarios.catalog import CATEGORIES
 from scenarios.robot import SIDES
+from scenarios.schema import SceneObject
 
 CLOSED_CMD = 0.5  # a gripper command at least this is closing
 EMPTY_M = 0.01  # an opening below this closed on nothing
@@ -170,20 +172,9 @@ def with_stalled_lift(factory: Callable[[Any], Any], world: Any, perception: Any
     and state names from the world's controller and the headroom from `perception`'s belief and
     static map (LIFT_M without one); other subtasks unchanged, and `factory` itself for a world
     without an end-effector action layout."""
-    controller = getattr(world, "controller", None)
-    layout = getattr(controller, "layout", None)
-    scenario = getattr(world, "scenario", None)
-    if layout is None or scenario is None or "right.pos" not in layout.slices or not hasattr(controller, "proprioception_names"):
-        return factory
-    names = controller.proprioception_names()
-    objects = {o.id: o for o in scenario.objects}
 
-    def make(subtask: Any) -> Any:
-        policy = factory(subtask)
-        obj = objects.get(subtask.args[0]) if subtask.skill in skills and subtask.args else None
-        if obj is None:
-            return policy
+    def wrap(policy: Any, obj: SceneObject, layout: Any, names: list[str]) -> StalledLift:
         headroom = believed_headroom(perception, obj.id, obj.category) if perception is not None else None
         return StalledLift(policy, layout.slices, layout.dim, names, world.control_period, headroom)
 
-    return make
+    return wrap_object_skills(factory, world, skills, wrap)

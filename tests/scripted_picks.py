@@ -9,10 +9,18 @@ import mujoco
 import numpy as np
 
 from perception.belief import Belief, ObjectBelief, RobotBelief
+from scenarios.loading import load_scenario
 from scenarios.world import SimWorld
 
 TOP_DOWN = np.array([0.0, math.pi / 2, 0.0])  # rotvec: the grasp site's approach pointing down
 SHORT_M = 0.04  # the picker closes with the grasp site this far above the ball's centre
+
+
+def picking_world() -> SimWorld:
+    """The tidy room with the robot started 0.25 m from the table's near edge, the ball and the box
+    within reach of its right hand."""
+    sc = load_scenario("tidy_table")
+    return SimWorld(sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})}))
 
 
 class ShortPicker:

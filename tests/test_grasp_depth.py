@@ -16,7 +16,7 @@ from policy.grasp_depth import BelievedDepth, GraspDepth, quat_x_axis, sphere_de
 from scenarios.loading import load_scenario
 from scenarios.robot import PAD_HALF_LENGTH
 from scenarios.world import SimWorld
-from scripted_picks import SHORT_M, TOP_DOWN, SeeingPerception, ShortPicker, top_down_across
+from scripted_picks import SHORT_M, TOP_DOWN, SeeingPerception, ShortPicker, picking_world, top_down_across
 
 
 def test_the_depth_of_a_sphere_held_by_the_pad_edges_follows_from_the_opening():
@@ -31,9 +31,7 @@ def scripted_pick(obj: str, regrasp: bool, across_box: bool = False) -> tuple[np
     """A `ShortPicker` run on `obj` in the tidy room for 8 s, wrapped by `with_grasp_depth` (with
     a perception that sees) when `regrasp`; the object's offset from the grasp site at the end,
     the wrapper and the picker. `across_box` turns the hand so its fingers close across the box."""
-    sc = load_scenario("tidy_table")
-    sc = sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})})
-    world = SimWorld(sc)
+    world = picking_world()
     try:
         obs, _ = world.reset(seed=0)
         truth = world.privileged_state()

@@ -17,7 +17,7 @@ from policy.stalled_lift import HEADROOM_M, LIFT_M, StalledLift, believed_headro
 from scenarios.catalog import CATEGORIES
 from scenarios.loading import load_scenario
 from scenarios.world import SimWorld
-from scripted_picks import SeeingPerception, ShortPicker, top_down_across
+from scripted_picks import SeeingPerception, ShortPicker, picking_world, top_down_across
 
 
 def stalled_pick(lift_at: float, reflex: bool) -> tuple[float, StalledLift | None, ShortPicker]:
@@ -25,16 +25,14 @@ def stalled_pick(lift_at: float, reflex: bool) -> tuple[float, StalledLift | Non
     `lift_at` s, run 8 s, wrapped by `with_stalled_lift` when `reflex`; the highest the box rose (the
     tree ends a pick once perception sees it held; the picker then takes the hand back down), the
     wrapper and the picker."""
-    sc = load_scenario("tidy_table")
-    sc = sc.model_copy(update={"robot": sc.robot.model_copy(update={"start": sc.robot.start.model_copy(update={"x": 0.25})})})
-    world = SimWorld(sc)
+    world = picking_world()
     try:
         obs, _ = world.reset(seed=0)
         truth = world.privileged_state()
         box = truth.objects["green_box"]
         target = to_base(truth.robot.base, box.pos)
         picker = ShortPicker(world, target, top_down_across(quat_yaw(box.quat) - truth.robot.base[2]), short=0.0, lift_at=lift_at)
-        seeing = SeeingPerception(world, "green_box", StaticMap.from_scenario(sc))
+        seeing = SeeingPerception(world, "green_box", StaticMap.from_scenario(world.scenario))
         factory = with_stalled_lift(lambda subtask: picker, world, seeing) if reflex else (lambda subtask: picker)
         policy = factory(SimpleNamespace(skill="pick", args=("green_box",)))
         rose = 0.0
