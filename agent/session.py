@@ -72,7 +72,7 @@ def policy_factory(policy: str, world: Any, checkpoint: Path | None = None, perc
         model.reset()
         return model
 
-    guarded = with_safeguards(make, world, perception)  # grip guard, grasp depth, blocked base
+    guarded = with_safeguards(make, world, perception)  # grip guard, grasp depth, stalled lift, blocked base
     return with_goals(guarded, model.config.env_state_dim, world.scenario, perception)
 
 
