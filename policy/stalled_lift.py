@@ -9,13 +9,19 @@ seed 100009: 1.3 cm). Perception's `holding` needs the object off what it stood 
 expert lifts 1 s after it closes (`policy.expert.skills`, `GRIP_WAIT`).
 
 `StalledLift` wraps a learned pick (LeRobot's methods): once a hand the policy commands closed
-has stopped closing on something (its opening still for `STILL_S`, between `EMPTY_M` and `OPEN_M`) and has
+has stopped closing on its object (its opening still for `STILL_S`, between `EMPTY_M` and the widest
+opening that holds the object, `perception.tracking.grip_range`) and has
 not risen `RISEN_M` within `WAIT_S` of that, it takes that arm over: the gripper stays closed
 and the hand rises straight up by `LIFT_M` (less under a shelf's board: to `HEADROOM_M` below the
 surface above the object as believed, as the expert does), holds there `HOLD_S` so perception can
 see the lift, then gives the arm back (`reset`: a fresh action queue). Once per attempt. It reads
 proprioception, its own actions, the belief (where the object is) and the static map (the room
 as the robot knows it), never the simulator's state.
+
+A grasp wider than the object's grip range has the pads on a box's edges or corners, not across
+its faces (tidy seed 100049: 8.6-9.2 cm on the green box, whose faces are 6 and 8 cm apart): lifted,
+it swung out of the hand when the policy took the arm back and fell off the table, where the
+policy left alone took the box again and picked it. Such a grasp is not lifted.
 """
 
 from __future__ import annotations
@@ -26,15 +32,15 @@ from typing import Any
 import numpy as np
 
 from perception.belief import Belief
+from perception.tracking import grip_range
 from policy.expert.motion import Command
 from policy.object_skills import wrap_object_skills
 from scenarios.catalog import CATEGORIES
-from scenarios.robot import SIDES
+from scenarios.robot import GRIPPER_MAX_OPENING, SIDES
 from scenarios.schema import SceneObject
 
 CLOSED_CMD = 0.5  # a gripper command at least this is closing
 EMPTY_M = 0.01  # an opening below this closed on nothing
-OPEN_M = 0.096  # ... above this, on nothing yet (perception's `OPEN`)
 STILL_M = 0.001  # the opening moved less than this ...
 STILL_S = 0.3  # ... for this long: the fingers have stopped on the object
 WAIT_S = 1.5  # s the policy has to lift after the fingers stop (the expert waits 1.0 s)
@@ -50,14 +56,15 @@ HOLD_S = 0.6  # s held at the top before the arm goes back to the policy
 class StalledLift:
     """`policy` with a closed grasp that does not rise lifted (see the module docstring).
 
-    `headroom(side_site_z)` returns how far the hand may rise, given the believed object and the
-    static map (`with_stalled_lift` builds it); `slices` is the action layout's, `state_names`
-    name `observation.state`'s entries, `dt` is the control period. `lifts` counts the lifts
-    made and `lift_m` the last one's height (diagnostics)."""
+    `headroom()` returns how far the hand may rise, given the believed object and the static map
+    (`with_stalled_lift` builds it); `widest` is the widest opening that holds the object; `slices`
+    is the action layout's, `state_names` name `observation.state`'s entries, `dt` is the control
+    period. `lifts` counts the lifts made and `lift_m` the last one's height (diagnostics)."""
 
     def __init__(self, policy: Any, slices: Mapping[str, slice], action_dim: int, state_names: Sequence[str], dt: float,
-                 headroom: Callable[[], float] | None = None) -> None:
+                 headroom: Callable[[], float] | None = None, widest: float = GRIPPER_MAX_OPENING) -> None:
         self.policy = policy
+        self.widest = float(widest)
         self.slices = dict(slices)
         self.action_dim = int(action_dim)
         self.dt = float(dt)
@@ -94,7 +101,7 @@ class StalledLift:
         if side not in self._settled:
             history.append(opening)
             window = max(2, int(round(STILL_S / self.dt)) + 1)
-            if len(history) >= window and max(history[-window:]) - min(history[-window:]) <= STILL_M and EMPTY_M <= opening <= OPEN_M:
+            if len(history) >= window and max(history[-window:]) - min(history[-window:]) <= STILL_M and EMPTY_M <= opening <= self.widest:
                 self._settled[side] = (self._time, z)
             return False
         since, z0 = self._settled[side]
@@ -169,12 +176,12 @@ def believed_headroom(perception: Any, object_id: str, category: str) -> Callabl
 def with_stalled_lift(factory: Callable[[Any], Any], world: Any, perception: Any = None,
                       skills: Sequence[str] = ("pick",)) -> Callable[[Any], Any]:
     """`factory` (subtask -> policy) with its picks wrapped in `StalledLift`, the action layout
-    and state names from the world's controller and the headroom from `perception`'s belief and
-    static map (LIFT_M without one); other subtasks unchanged, and `factory` itself for a world
-    without an end-effector action layout."""
+    and state names from the world's controller, the widest grasp from the object's category and
+    the headroom from `perception`'s belief and static map (LIFT_M without one); other subtasks
+    unchanged, and `factory` itself for a world without an end-effector action layout."""
 
     def wrap(policy: Any, obj: SceneObject, layout: Any, names: list[str]) -> StalledLift:
         headroom = believed_headroom(perception, obj.id, obj.category) if perception is not None else None
-        return StalledLift(policy, layout.slices, layout.dim, names, world.control_period, headroom)
+        return StalledLift(policy, layout.slices, layout.dim, names, world.control_period, headroom, grip_range(obj.category)[1])
 
     return wrap_object_skills(factory, world, skills, wrap)

@@ -12,6 +12,7 @@ import pytest
 
 from perception.belief import Belief, ObjectBelief, RobotBelief
 from perception.static_map import StaticMap
+from perception.tracking import grip_range
 from policy.expert.geometry import quat_yaw, to_base
 from policy.stalled_lift import HEADROOM_M, LIFT_M, StalledLift, believed_headroom, with_stalled_lift
 from scenarios.catalog import CATEGORIES
@@ -74,7 +75,7 @@ class HoldStill:
         return self.action
 
 
-def test_a_hand_closed_on_nothing_or_already_rising_is_not_lifted():
+def test_a_hand_closed_on_nothing_on_a_box_s_edges_or_already_rising_is_not_lifted():
     world = SimWorld("tidy_table")
     try:
         layout, names = world.controller.layout, world.controller.proprioception_names()
@@ -82,8 +83,9 @@ def test_a_hand_closed_on_nothing_or_already_rising_is_not_lifted():
         state[names.index("left.gripper_opening")] = 0.1
         inner = HoldStill(world.hold_action(), layout.slices)
         z = names.index("right.ee.z")
-        for opening, rise_per_s, lifted in ((0.002, 0.0, False), (0.1, 0.0, False), (0.06, 0.03, False), (0.06, 0.0, True)):
-            policy = StalledLift(inner, layout.slices, layout.dim, names, world.control_period)
+        widest = grip_range("box")[1]  # 8.6 cm: a box's wider faces and the pads' give
+        for opening, rise_per_s, lifted in ((0.002, 0.0, False), (0.092, 0.0, False), (0.06, 0.03, False), (0.06, 0.0, True)):
+            policy = StalledLift(inner, layout.slices, layout.dim, names, world.control_period, widest=widest)
             state[names.index("right.gripper_opening")] = opening
             state[z] = 0.8
             for _ in range(int(3.0 / world.control_period)):  # 3 s: the fingers settle, then WAIT_S passes
