@@ -34,15 +34,12 @@ import numpy as np
 from perception.belief import Belief
 from perception.tracking import grip_range
 from policy.expert.motion import Command
+from policy.grasp_depth import CLOSED_CMD, EMPTY_M, STILL_M, STILL_S  # what a settled grasp is, as the regrasp judges it
 from policy.object_skills import wrap_object_skills
 from scenarios.catalog import CATEGORIES
 from scenarios.robot import GRIPPER_MAX_OPENING, SIDES
 from scenarios.schema import SceneObject
 
-CLOSED_CMD = 0.5  # a gripper command at least this is closing
-EMPTY_M = 0.01  # an opening below this closed on nothing
-STILL_M = 0.001  # the opening moved less than this ...
-STILL_S = 0.3  # ... for this long: the fingers have stopped on the object
 WAIT_S = 1.5  # s the policy has to lift after the fingers stop (the expert waits 1.0 s)
 RISEN_M = 0.02  # the hand rose this much since the fingers stopped: the policy is lifting
 LIFT_M = 0.08  # how far the hand rises (the expert lifts 0.10 m)
